@@ -1,0 +1,3 @@
+from madvae.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""Checkpoints that load without running code: a dict of tensors and JSON strings, read with weights_only=True."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import torch
+
+from madvae import __version__
+from madvae.errors import MadvaeError
+from madvae.models import build
+from madvae.util import atomic_output, utc_now
+
+FORMAT = "madvae.checkpoint"
+FORMAT_VERSION = 1
+KINDS = ("classifier", "vae")
+
+
+def save_checkpoint(path, *, kind: str, arch: str, model: torch.nn.Module, config: dict, meta: dict | None = None,
+                    extra_tensors: dict | None = None) -> Path:
+    """``config``: the resolved options that made it; ``meta``: results and provenance (JSON-able);
+    ``extra_tensors``: named tensors or state dicts beside the weights (loss centres, optimiser state)."""
+    if kind not in KINDS:
+        raise ValueError(kind)
+    payload = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "arch": arch,
+        "creator_version": __version__, "created": utc_now(),
+        "config": json.dumps(config, sort_keys=True), "meta": json.dumps(meta or {}, sort_keys=True),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra_tensors or {},
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+class Checkpoint:
+    def __init__(self, path, payload: dict):
+        self.path = Path(path)
+        self.kind = payload["kind"]
+        self.arch = payload["arch"]
+        self.config = json.loads(payload["config"])
+        self.meta = json.loads(payload["meta"])
+        self.state_dict = payload["state_dict"]
+        self.extra = payload.get("extra", {})
+        self.created = payload.get("created", "")
+        self.creator_version = payload.get("creator_version", "")
+
+    def build_model(self, device="cpu") -> torch.nn.Module:
+        model = build("classifier" if self.kind == "classifier" else "generator", self.arch)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise MadvaeError(f"weights do not fit architecture {self.arch!r} ({first})", self.path) from exc
+        return model.to(device).eval()
+
+
+def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | None = None) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise MadvaeError("no such checkpoint file", path)
+    try:
+        # weights_only=True: a pickle that would import or call anything is refused, never run
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise MadvaeError("refused: the file holds objects beyond tensors and plain data (unsafe pickle), "
+                          "nothing from it was run", path, "only load checkpoints written by madvae") from exc
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as exc:
+        raise MadvaeError("not a readable checkpoint (truncated or another format)", path) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MadvaeError(f"not a madvae checkpoint (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})", path)
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise MadvaeError(f"unsupported checkpoint format_version {payload.get('format_version')!r}", path)
+    try:
+        ckpt = Checkpoint(path, payload)
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise MadvaeError(f"checkpoint is missing or has a malformed field ({exc})", path) from exc
+    if expect_kind and ckpt.kind != expect_kind:
+        raise MadvaeError(f"this is a {ckpt.kind} checkpoint ({ckpt.arch}), a {expect_kind} is expected here", path)
+    if expect_arch and ckpt.arch != expect_arch:
+        raise MadvaeError(f"checkpoint architecture is {ckpt.arch!r}, expected {expect_arch!r}", path)
+    return ckpt

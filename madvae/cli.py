@@ -1,0 +1,175 @@
+"""The `madvae` command line: thin Typer verbs over library functions."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from madvae import __version__
+from madvae.errors import MadvaeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="Train, attack and compare Defense-VAE / MAD-VAE purification defenses.")
+
+
+class Arch(str, Enum):
+    magnet = "magnet"
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    E = "E"
+
+
+class AttackName(str, Enum):
+    none = "none"
+    fgsm = "fgsm"
+    rfgsm = "rfgsm"
+    cw = "cw"
+    mifgsm = "mifgsm"
+    pgd = "pgd"
+    single_pixel = "single-pixel"
+
+
+class Dataset(str, Enum):
+    mnist_5k = "mnist-5k"
+    mnist = "mnist"
+    fashion_mnist = "fashion-mnist"
+
+
+class Split(str, Enum):
+    train = "train"
+    test = "test"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+DeviceOpt = Annotated[Device, typer.Option(help="Where to compute: auto picks CUDA when torch sees a GPU.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed: same seed, same output.")]
+LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Use only the first N images (quick runs, tests).")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
+
+
+def fail_cleanly(func):
+    """Turn a MadvaeError into one line on stderr and exit code 2 (bad input), never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MadvaeError as exc:
+            typer.echo(f"madvae: error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@fail_cleanly
+def classifier(
+    train: Annotated[Path, typer.Option("--train", help="Clean HDF5 training set.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")],
+    test: Annotated[Optional[Path], typer.Option("--test", help="Clean HDF5 test set for the reported accuracy.")] = None,
+    arch: Annotated[Arch, typer.Option(help="magnet (Table 5) or substitute A-E (Table 6).")] = Arch.magnet,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default: 128 (magnet), 256 (A-E).")] = None,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    lr_decay: Annotated[Optional[float], typer.Option(help="Per-epoch factor. Default: 1 (magnet), 0.95 (A-E).")] = None,
+    seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
+):
+    """Train a classifier on a clean set and write its checkpoint."""
+    from madvae.train_classifier import train_classifier
+
+    meta = train_classifier(train, out, test_path=test, arch=arch.value, epochs=epochs, batch_size=batch_size,
+                            lr=lr, lr_decay=lr_decay, seed=seed, device=device.value, limit=limit,
+                            progress=progress)
+    last = meta["history"][-1]
+    line = f"{out}: {arch.value} trained on {meta['n_train']} images, train accuracy {last['train_accuracy']:.4f}"
+    if "test_accuracy" in meta:
+        line += f", test accuracy {meta['test_accuracy']:.4f} (n={meta['n_test']})"
+    typer.echo(line)
+
+
+@app.command()
+@fail_cleanly
+def gen(
+    out: Annotated[Path, typer.Option("--out", "-o", help="HDF5 set to write.")],
+    attack: Annotated[AttackName, typer.Option(help="none writes a clean set from --dataset.")] = AttackName.none,
+    dataset: Annotated[Dataset, typer.Option(help="Source of a clean set.")] = Dataset.mnist_5k,
+    split: Annotated[Split, typer.Option()] = Split.test,
+    root: Annotated[Optional[Path], typer.Option(help="Folder with IDX files (mnist, fashion-mnist).")] = None,
+    download: Annotated[bool, typer.Option(help="Let torchvision download the dataset (needs a network).")] = False,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Clean set to attack.")] = None,
+    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint the attack targets.")] = None,
+    preset: Annotated[str, typer.Option(help="test, val, or train-0/1/2 (the paper's training grid).")] = "test",
+    param: Annotated[Optional[list[str]], typer.Option(help="Override a parameter: --param eps=0.3 (repeatable).")] = None,
+    quick: Annotated[bool, typer.Option(help="CPU-sized CW (100 iterations, 1 binary step, const 100).")] = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+    seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
+):
+    """Write a clean set (--attack none) or an adversarial set crafted against a classifier."""
+    from madvae import generate
+
+    if attack is AttackName.none:
+        if input or classifier or param:
+            raise MadvaeError("--attack none writes a clean set from --dataset; --input/--classifier/--param "
+                              "belong to an attack")
+        info = generate.make_clean_set(out, dataset=dataset.value, split=split.value, root=root,
+                                       download=download, limit=limit, seed=seed)
+        typer.echo(f"{out}: clean {info['dataset']} {info['split']} set, {info['n']} images")
+        return
+    if input is None or classifier is None:
+        raise MadvaeError(f"--attack {attack.value} needs --input (a clean set) and --classifier (a checkpoint)")
+    info = generate.make_adversarial_set(out, input_path=input, classifier_path=classifier, attack=attack.value,
+                                         preset=preset, overrides=param, quick=quick, device=device.value,
+                                         batch_size=batch_size, limit=limit, seed=seed, progress=progress)
+    note = " [quick preset: CW cut to 100 iterations, 1 binary search step, initial const 100]" \
+        if info["params"]["quick"] else ""
+    typer.echo(f"{out}: {attack.value} ({preset}) on {info['n']} images, "
+               f"{info['images_per_s']:.1f} images/s{note}")
+
+
+@app.command()
+@fail_cleanly
+def inspect(
+    paths: Annotated[list[Path], typer.Argument(help="HDF5 sets and/or checkpoints.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+):
+    """Summarize sets and checkpoints; exit non-zero on an invalid file."""
+    from madvae.inspect import format_summary, inspect_path
+
+    summaries = [inspect_path(path) for path in paths]
+    if as_json:
+        typer.echo(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
+    else:
+        typer.echo("\n".join(format_summary(s) for s in summaries))
+
+
+@app.command()
+def version():
+    """Print the madvae version."""
+    typer.echo(__version__)
+
+
+def main():
+    """Entry point. Usage errors become one line too (the parser would print a usage block)."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("madvae: aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # the CLI parser's usage errors carry format_message() and exit_code
+        if not hasattr(exc, "format_message"):
+            raise
+        typer.echo(f"madvae: error: {exc.format_message()} (see madvae --help)", err=True)
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
+    sys.exit(code if isinstance(code, int) else 0)

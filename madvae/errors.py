@@ -1,0 +1,14 @@
+"""One exception type for every problem a user can fix; the CLI prints it as one line."""
+
+
+class MadvaeError(Exception):
+    """A user-facing error: the message names the file (if any), the problem, and what to do."""
+
+    def __init__(self, message: str, path=None, hint: str | None = None):
+        self.path = str(path) if path is not None else None
+        self.problem = message
+        self.hint = hint
+        text = f"{self.path}: {message}" if self.path else message
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)

@@ -1,0 +1,72 @@
+"""`madvae gen`: clean sets from a dataset source, adversarial sets against a classifier checkpoint."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from madvae.attacks import get_attack, resolve_params, run_attack
+from madvae.attacks.whitebox import ADVERTORCH_VERSION
+from madvae.checkpoint import load_checkpoint
+from madvae.data import load_source
+from madvae.errors import MadvaeError
+from madvae.store import SetWriter, open_set
+from madvae.util import resolve_device, seed_everything, sha256_file
+
+
+def make_clean_set(out, *, dataset: str, split: str, root=None, download: bool = False,
+                   limit: int | None = None, seed: int = 0) -> dict:
+    images, labels = load_source(dataset, split, root=root, download=download)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    provenance = {"source": dataset, "root": str(root) if root else None, "limit": limit}
+    with SetWriter(out, len(labels), dataset=dataset, split=split, seed=seed, provenance=provenance) as writer:
+        for start in range(0, len(labels), 4096):
+            writer.write(images[start:start + 4096], labels[start:start + 4096])
+    return {"n": len(labels), "dataset": dataset, "split": split}
+
+
+def make_adversarial_set(out, *, input_path, classifier_path, attack: str, preset: str = "test", overrides=None,
+                         quick: bool = False, device: str = "auto", batch_size: int = 500,
+                         limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+    spec = get_attack(attack)
+    params = resolve_params(attack, preset, overrides, quick)
+    if batch_size < 1:
+        raise MadvaeError("--batch-size must be at least 1")
+    if limit is not None and limit < 1:
+        raise MadvaeError("--limit must be at least 1")
+    dev = resolve_device(device)
+    checkpoint = load_checkpoint(classifier_path, expect_kind="classifier")
+    model = checkpoint.build_model(dev)
+    for parameter in model.parameters():  # gradients are wanted for the input only
+        parameter.requires_grad_(False)
+    source = open_set(input_path)
+    if source.has_adv:
+        raise MadvaeError("input must be a clean set (attack 'none'); this one is already adversarial", input_path)
+    n = min(len(source), limit) if limit else len(source)
+    recorded = {**params, "attack": attack, "preset": preset, "quick": quick and bool(spec.quick),
+                "library": "advertorch", "library_version": ADVERTORCH_VERSION, "batch_size": batch_size,
+                "device": dev.type, "torch_version": torch.__version__}
+    provenance = {"input_set": str(input_path), "input_set_sha256": sha256_file(input_path),
+                  "classifier": str(classifier_path), "classifier_arch": checkpoint.arch}
+    seed_everything(seed)
+    started = time.perf_counter()
+    bar = tqdm(total=n, desc=f"gen {attack} ({preset}{', quick' if recorded['quick'] else ''})", unit="img",
+               disable=not progress, mininterval=1.0)
+    with SetWriter(out, n, dataset=source.dataset, split=source.split, attack=attack, params=recorded,
+                   seed=seed, source_classifier_sha256=sha256_file(classifier_path),
+                   provenance=provenance) as writer:
+        for batch in source.batches(batch_size, limit=n):
+            x = torch.from_numpy(batch["x_clean"]).to(dev)
+            y = torch.from_numpy(batch["y"]).to(dev)
+            x_adv = run_attack(attack, model, x, y, params).clamp_(0.0, 1.0)
+            writer.write(batch["x_clean"], batch["y"], x_adv.cpu().numpy())
+            bar.update(len(y))
+        bar.close()
+        elapsed = time.perf_counter() - started
+        writer.set_provenance(seconds=round(elapsed, 3), images_per_s=round(n / elapsed, 2))
+    source.close()
+    return {"n": n, "attack": attack, "params": recorded, "seconds": elapsed, "images_per_s": n / elapsed,
+            "out": str(Path(out))}

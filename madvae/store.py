@@ -1,0 +1,286 @@
+"""The madvae HDF5 set format: one file per set, written atomically, validated and read lazily.
+
+See docs/format.md for the specification. Nothing here ever loads a whole set into memory.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from madvae import __version__
+from madvae.errors import MadvaeError
+from madvae.util import commit_output, discard_output, prepare_output, utc_now, write_error
+
+ENCODING_TYPE = "madvae.set"
+ENCODING_VERSION = "1.0"
+IMAGE_SHAPE = (1, 28, 28)
+NUM_CLASSES = 10
+CHUNK = 256  # samples per HDF5 chunk: ~800 KB of float32 images, inside the 64-1,024 range of the spec
+REQUIRED_ATTRS = ("encoding-type", "encoding-version", "creator", "creator_version", "created",
+                  "dataset", "split", "attack", "params", "seed", "n", "complete")
+
+
+def _file_locking():
+    """HDF5 file locking fails on some network filesystems (NFS); MADVAE_HDF5_LOCKING=0 turns it off."""
+    return os.environ.get("MADVAE_HDF5_LOCKING", "1").lower() not in ("0", "false", "no")
+
+
+class SetWriter:
+    """Write a set of ``n`` samples batch by batch; the file appears under ``path`` only when complete.
+
+    Use as a context manager: leaving the block normally marks the set complete and renames it into place;
+    an exception (or a kill) leaves no file under ``path``."""
+
+    def __init__(self, path, n: int, *, dataset: str, split: str, attack: str = "none", params: dict | None = None,
+                 seed: int = 0, source_classifier_sha256: str = "", provenance: dict | None = None):
+        if n <= 0:
+            raise MadvaeError("refusing to write an empty set (0 samples)", path)
+        if attack != "none" and not source_classifier_sha256:
+            raise ValueError("adversarial sets must name the classifier they were crafted on")
+        self.path = Path(path)
+        self.n = n
+        self.has_adv = attack != "none"
+        self._attrs = {
+            "encoding-type": ENCODING_TYPE, "encoding-version": ENCODING_VERSION,
+            "creator": "madvae", "creator_version": __version__, "created": utc_now(),
+            "dataset": dataset, "split": split, "attack": attack,
+            "params": json.dumps(params or {}, sort_keys=True), "seed": int(seed), "n": int(n),
+            "source_classifier_sha256": source_classifier_sha256,
+        }
+        self.provenance = dict(provenance or {})
+        self._ranges: dict[str, list[float]] = {}
+        self._written = 0
+        self._tmp = None
+        self._file = None
+
+    def __enter__(self):
+        self._tmp = prepare_output(self.path)
+        try:
+            self._file = h5py.File(self._tmp, "w", locking=_file_locking())
+            chunk = min(CHUNK, self.n)
+            names = ["x_clean", "x_adv"] if self.has_adv else ["x_clean"]
+            for name in names:
+                self._create(name, (self.n, *IMAGE_SHAPE), "float32", (chunk, *IMAGE_SHAPE))
+            self._create("y", (self.n,), "int64", (chunk,))
+        except OSError as exc:
+            self._abort()
+            raise write_error(exc, self.path) from exc
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def _create(self, name, shape, dtype, chunks):
+        ds = self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip",
+                                       compression_opts=4, shuffle=True, fletcher32=True)
+        ds.dims[0].label = "sample"
+        self._ranges[name] = [np.inf, -np.inf]
+
+    def set_provenance(self, **items) -> None:
+        """Add provenance items (timings, hashes) before the set is closed."""
+        self.provenance.update(items)
+
+    def write(self, x_clean, y, x_adv=None) -> None:
+        """Append one batch (numpy arrays or CPU tensors)."""
+        arrays = {"x_clean": np.asarray(x_clean, dtype=np.float32), "y": np.asarray(y, dtype=np.int64)}
+        if self.has_adv:
+            if x_adv is None:
+                raise ValueError("this set is adversarial: write() needs x_adv")
+            arrays["x_adv"] = np.asarray(x_adv, dtype=np.float32)
+        count = len(arrays["y"])
+        stop = self._written + count
+        if stop > self.n:
+            raise ValueError(f"writing {stop} samples into a set declared with {self.n}")
+        for name, values in arrays.items():
+            if len(values) != count:
+                raise ValueError(f"batch arrays differ in length ({name})")
+            low, high = self._ranges[name]
+            self._ranges[name] = [min(low, float(values.min())), max(high, float(values.max()))]
+            try:
+                self._file[name][self._written:stop] = values
+            except OSError as exc:  # disk full, quota, lost mount
+                raise write_error(exc, self.path) from exc
+        self._written = stop
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self._abort()
+            return False
+        try:
+            if self._written != self.n:
+                raise MadvaeError(f"only {self._written} of {self.n} samples were written", self.path)
+            for name, (low, high) in self._ranges.items():
+                self._file[name].attrs["min"] = low
+                self._file[name].attrs["max"] = high
+            for key, value in self._attrs.items():
+                self._file.attrs[key] = value
+            self._file.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True)
+            self._file.attrs["complete"] = True  # last: a reader trusts nothing without it
+            self._file.close()
+            self._file = None
+        except OSError as exc:
+            self._abort()
+            raise write_error(exc, self.path) from exc
+        except BaseException:
+            self._abort()
+            raise
+        commit_output(self._tmp, self.path)
+        return False
+
+    def _abort(self):
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # the file is being thrown away; its close error adds nothing
+                pass
+            self._file = None
+        discard_output(self._tmp)
+
+
+def write_set(path, x_clean, y, x_adv=None, **attrs) -> Path:
+    """Write a whole in-memory set at once (small sets, tests)."""
+    with SetWriter(path, len(y), **attrs) as writer:
+        for start in range(0, len(y), CHUNK):
+            sl = slice(start, start + CHUNK)
+            writer.write(x_clean[sl], y[sl], None if x_adv is None else x_adv[sl])
+    return Path(path)
+
+
+class SetReader:
+    """An open, validated set. Arrays are read on demand, a slice at a time."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MadvaeError("no such file", self.path)
+        if self.path.is_dir():
+            raise MadvaeError("is a folder, not an HDF5 set", self.path)
+        try:
+            self._file = h5py.File(self.path, "r", locking=_file_locking())
+        except OSError as exc:
+            raise MadvaeError("not a readable HDF5 file (truncated, empty or another format)", self.path,
+                              "regenerate it with `madvae gen`") from exc
+        try:
+            self._validate()
+        except BaseException:
+            self._file.close()
+            raise
+
+    # -- validation ---------------------------------------------------------------------------
+    def _fail(self, problem, hint=None):
+        raise MadvaeError(problem, self.path, hint)
+
+    def _validate(self):
+        attrs = self._file.attrs
+        kind = _text(attrs.get("encoding-type"))
+        if kind != ENCODING_TYPE:
+            self._fail(f"not a madvae set (encoding-type is {kind!r}, expected {ENCODING_TYPE!r})")
+        version = _text(attrs.get("encoding-version"))
+        if version.split(".")[0] != ENCODING_VERSION.split(".")[0]:
+            self._fail(f"unsupported encoding-version {version!r} (this madvae reads {ENCODING_VERSION})",
+                       "upgrade madvae or regenerate the set")
+        if not bool(attrs.get("complete", False)):
+            self._fail("incomplete set: no 'complete' flag (the job writing it did not finish)",
+                       "delete it and rerun the job")
+        missing = [key for key in REQUIRED_ATTRS if key not in attrs]
+        if missing:
+            self._fail(f"missing attributes {', '.join(missing)}")
+        self.attrs = {key: _plain(value) for key, value in attrs.items()}
+        try:
+            self.params = json.loads(self.attrs["params"])
+            self.provenance = json.loads(self.attrs.get("provenance", "{}"))
+        except (TypeError, json.JSONDecodeError):
+            self._fail("attribute 'params' or 'provenance' is not valid JSON")
+        self.n = self.attrs["n"]
+        if not isinstance(self.n, int) or self.n <= 0:
+            self._fail(f"declares {self.n!r} samples; a set holds at least one", "an empty set cannot be used")
+        self.has_adv = self.attrs["attack"] != "none"
+        expected = {"x_clean": ((self.n, *IMAGE_SHAPE), np.float32), "y": ((self.n,), np.int64)}
+        if self.has_adv:
+            expected["x_adv"] = ((self.n, *IMAGE_SHAPE), np.float32)
+            if not self.attrs.get("source_classifier_sha256"):
+                self._fail("adversarial set without source_classifier_sha256")
+        for name, (shape, dtype) in expected.items():
+            if name not in self._file or not isinstance(self._file[name], h5py.Dataset):
+                self._fail(f"dataset {name!r} is missing")
+            ds = self._file[name]
+            if ds.shape != shape:
+                self._fail(f"dataset {name!r} has shape {ds.shape}, expected {shape}")
+            if ds.dtype != dtype:
+                self._fail(f"dataset {name!r} has dtype {ds.dtype}, expected {np.dtype(dtype)}")
+            low, high = ds.attrs.get("min"), ds.attrs.get("max")
+            bounds = (0, NUM_CLASSES - 1) if name == "y" else (0.0, 1.0)
+            if low is None or high is None:
+                self._fail(f"dataset {name!r} has no min/max attributes")
+            if not (bounds[0] <= low <= high <= bounds[1]):
+                self._fail(f"dataset {name!r} declares values in [{low}, {high}], outside {list(bounds)}")
+        self.dataset = self.attrs["dataset"]
+        self.split = self.attrs["split"]
+        self.attack = self.attrs["attack"]
+
+    # -- reading ------------------------------------------------------------------------------
+    @property
+    def chunk_len(self) -> int:
+        return self._file["y"].chunks[0]
+
+    def __len__(self):
+        return self.n
+
+    def read(self, start: int, stop: int, names=None) -> dict:
+        """Read samples [start, stop) and check their values (a file can lie in its attributes)."""
+        names = names or (["x_clean", "x_adv", "y"] if self.has_adv else ["x_clean", "y"])
+        out = {}
+        for name in names:
+            try:
+                values = self._file[name][start:stop]
+            except (OSError, KeyError) as exc:
+                self._fail(f"cannot read {name}[{start}:{stop}] ({exc})", "the file is corrupt; regenerate it")
+            if name == "y":
+                bad = (values < 0) | (values >= NUM_CLASSES)
+                if bad.any():
+                    self._fail(f"label {int(values[bad][0])} outside 0-9 in y[{start}:{stop}]")
+            elif not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
+                self._fail(f"{name}[{start}:{stop}] holds values outside [0, 1] or NaN/Inf")
+            out[name] = values
+        return out
+
+    def batches(self, batch_size: int, limit: int | None = None, names=None):
+        """Contiguous batches in file order, first ``limit`` samples only if given."""
+        stop_all = self.n if limit is None else min(limit, self.n)
+        for start in range(0, stop_all, batch_size):
+            yield self.read(start, min(start + batch_size, stop_all), names)
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def open_set(path) -> SetReader:
+    return SetReader(path)
+
+
+def _text(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _plain(value):
+    """HDF5 attribute -> plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value

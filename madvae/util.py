@@ -1,0 +1,109 @@
+"""Small shared helpers: hashing, atomic output paths, devices, seeds, time stamps."""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from madvae.errors import MadvaeError
+
+
+def sha256_file(path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(block):
+                digest.update(chunk)
+    except OSError as exc:
+        raise MadvaeError(f"cannot read: {exc.strerror or exc}", path) from exc
+    return digest.hexdigest()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def temp_path_for(path: Path) -> Path:
+    """A hidden sibling of ``path``: same filesystem, so the final rename is atomic."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def prepare_output(path) -> Path:
+    """Create the output's folder; return the temporary sibling to write into."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MadvaeError(f"cannot create folder: {exc.strerror or exc}", path.parent) from exc
+    return temp_path_for(path)
+
+
+def commit_output(tmp: Path, path) -> None:
+    """fsync the finished temporary file and rename it to its final name."""
+    path = Path(path)
+    try:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        discard_output(tmp)
+        raise write_error(exc, path) from exc
+    _fsync_dir(path.parent)
+
+
+def discard_output(tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        Path(tmp).unlink()
+
+
+def write_error(exc: OSError, path) -> MadvaeError:
+    return MadvaeError(f"cannot write: {exc.strerror or exc}", path,
+                       "check free space and permissions; nothing was written")
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path; on success fsync it and rename it to ``path``, on failure delete it.
+
+    A reader never sees a half-written file under the final name."""
+    tmp = prepare_output(path)
+    try:
+        yield tmp
+    except OSError as exc:
+        discard_output(tmp)
+        raise write_error(exc, path) from exc
+    except BaseException:
+        discard_output(tmp)
+        raise
+    commit_output(tmp, path)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise MadvaeError("--device cuda asked for, but torch sees no CUDA device", hint="use --device cpu or auto")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise MadvaeError(f"unknown device {name!r}", hint="use auto, cpu, cuda or cuda:N")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
