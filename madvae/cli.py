@@ -154,6 +154,15 @@ def inspect(
         typer.echo("\n".join(format_summary(s) for s in summaries))
 
 
+# --- train (issue 3: madvae/train.py) ---
+
+# --- attack (issue 3: madvae/evaluate.py) ---
+
+# --- embed (issue 3: madvae/embed.py) ---
+
+# --- report (issue 3: madvae/report.py) ---
+
+
 @app.command()
 def version():
     """Print the madvae version."""
