@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import torch
@@ -63,7 +64,9 @@ def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | Non
         raise MadvaeError("no such checkpoint file", path)
     try:
         # weights_only=True: a pickle that would import or call anything is refused, never run
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise MadvaeError("refused: the file holds objects beyond tensors and plain data (unsafe pickle), "
                           "nothing from it was run", path, "only load checkpoints written by madvae") from exc

@@ -157,6 +157,26 @@ def inspect(
 # --- train (issue 3: madvae/train.py) ---
 
 # --- attack (issue 3: madvae/evaluate.py) ---
+@app.command()
+@fail_cleanly
+def attack(
+    set_path: Annotated[Path, typer.Option("--set", "-s", help="Adversarial (or clean) HDF5 set to evaluate.")],
+    classifier: Annotated[Path, typer.Option(help="Classifier checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result JSON to write.")],
+    vae: Annotated[Optional[Path], typer.Option(help="Defense-VAE checkpoint; without it, no defense.")] = None,
+    defense_name: Annotated[Optional[str], typer.Option(help="Name in tables (default: the VAE's loss).")] = None,
+    samples: Annotated[int, typer.Option(min=0, help="0: decode the posterior mean; K: average K decodings.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+    seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
+):
+    """Evaluate classifier(VAE(x)) on a stored set: accuracy (true labels) and agreement (clean predictions)."""
+    from madvae.evaluate import evaluate_set
+
+    result = evaluate_set(set_path, classifier, out, vae_path=vae, defense_name=defense_name, samples=samples,
+                          device=device.value, batch_size=batch_size, limit=limit, seed=seed, progress=progress)
+    parts = [f"{key} acc {m['accuracy']:.4f} agr {m['agreement']:.4f}" for key, m in result["metrics"].items()]
+    typer.echo(f"{out}: {result['attack']} n={result['n']} defense={result['defense']['name']}: " + "; ".join(parts))
+
 
 # --- embed (issue 3: madvae/embed.py) ---
 

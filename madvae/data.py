@@ -26,16 +26,13 @@ def load_source(name: str, split: str, root=None, download: bool = False):
     if name == "mnist-5k":
         return _mnist_5k(split)
     if name == "mnist":
-        return _torchvision("MNIST", split, root, download, hint="pass --root DIR with the MNIST IDX files "
-                            "(DIR/MNIST/raw/*-ubyte[.gz]) or --download on a machine with a network")
+        return _idx_or_torchvision("MNIST", split, Path(root) if root else Path("data"), download,
+                                   hint="pass --root DIR with the MNIST IDX files (DIR, DIR/raw or DIR/MNIST/raw, "
+                                        "gzipped or not) or --download on a machine with a network")
     if name == "fashion-mnist":
-        root = Path(root) if root else FASHION_DEFAULT_ROOT
-        idx = _find_idx_pair(root, split)
-        if idx is not None:
-            return _read_idx_pair(*idx)
-        return _torchvision("FashionMNIST", split, root, download,
-                            hint="install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-                                 "pass --root DIR with the IDX files, or --download")
+        return _idx_or_torchvision("FashionMNIST", split, Path(root) if root else FASHION_DEFAULT_ROOT, download,
+                                   hint="install Debian's dataset-fashion-mnist (apt-get install "
+                                        "dataset-fashion-mnist), pass --root DIR with the IDX files, or --download")
     raise MadvaeError(f"unknown dataset {name!r}", hint=f"choose one of {', '.join(SOURCES)}")
 
 
@@ -65,9 +62,16 @@ _IDX_STEMS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
-def _find_idx_pair(root: Path, split: str):
+def _idx_or_torchvision(class_name: str, split: str, root: Path, download: bool, hint: str):
+    idx = _find_idx_pair(root, split, class_name)
+    if idx is not None:
+        return _read_idx_pair(*idx)
+    return _torchvision(class_name, split, root, download, hint)
+
+
+def _find_idx_pair(root: Path, split: str, class_name: str):
     images_stem, labels_stem = _IDX_STEMS[split]
-    for folder in (root, root / "raw", root / "FashionMNIST" / "raw"):
+    for folder in (root, root / "raw", root / class_name / "raw"):
         for suffix in ("", ".gz"):
             images, labels = folder / (images_stem + suffix), folder / (labels_stem + suffix)
             if images.is_file() and labels.is_file():
@@ -103,7 +107,6 @@ def _read_idx_pair(images_path: Path, labels_path: Path):
 def _torchvision(class_name: str, split: str, root, download: bool, hint: str):
     import torchvision.datasets as tvd
 
-    root = Path(root) if root else Path("data")
     try:
         ds = getattr(tvd, class_name)(str(root), train=split == "train", download=download)
     except RuntimeError as exc:  # torchvision: "Dataset not found. You can use download=True ..."

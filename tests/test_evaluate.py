@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import torch
+
+from madvae.checkpoint import save_checkpoint
+from madvae.evaluate import evaluate_set, make_purifier, metrics
+from madvae.models import DefenseVAE
+from madvae.store import write_set
+
+
+def test_accuracy_and_agreement_differ_on_a_hand_made_case():
+    labels = np.array([0, 1, 2, 3])
+    clean_predictions = np.array([0, 1, 2, 9])  # the classifier gets the last clean image wrong
+    adversarial_predictions = np.array([0, 5, 2, 9])
+    m = metrics(adversarial_predictions, labels, clean_predictions)
+    assert m == {"accuracy": 0.5, "agreement": 0.75}
+
+
+class _ConstantClassifier(torch.nn.Module):
+    """Predicts class 1 for images brighter than 0.5 on average, else class 0."""
+
+    def forward(self, x):
+        bright = (x.flatten(1).mean(1) > 0.5).float()
+        return torch.stack([1 - bright, bright], 1).repeat(1, 5)[:, :10]
+
+
+def test_evaluate_set_counts_both_metrics(tmp_path, monkeypatch):
+    n = 10
+    x_clean = np.zeros((n, 1, 28, 28), np.float32)
+    x_clean[:4] = 1.0  # bright -> class 1
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])  # image 3 is bright but labelled 0
+    x_adv = 1.0 - x_clean  # flips every prediction
+    path = write_set(tmp_path / "s.h5", x_clean, y, x_adv, dataset="d", split="test", attack="fgsm",
+                     params={}, seed=0, source_classifier_sha256="0" * 64)
+    ckpt = save_checkpoint(tmp_path / "c.pt", kind="classifier", arch="E",
+                           model=torch.nn.Linear(1, 1), config={})
+    import madvae.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module.Checkpoint, "build_model", lambda self, device="cpu": _ConstantClassifier())
+    result = evaluate_set(path, ckpt, tmp_path / "r.json", device="cpu", progress=False)
+    assert result["metrics"]["clean"] == {"accuracy": 0.9, "agreement": 1.0}
+    assert result["metrics"]["no_defense"] == {"accuracy": 0.1, "agreement": 0.0}
+    assert json.loads((tmp_path / "r.json").read_text())["n"] == n
+
+
+def test_purifier_decodes_the_mean_or_averages_samples():
+    torch.manual_seed(0)
+    vae = DefenseVAE().eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        mean_output = make_purifier(vae, 0)(x)
+        assert torch.equal(mean_output, vae.decode(vae.encode(x)[0]))
+        sampled = make_purifier(vae, 4)(x)
+    assert sampled.shape == x.shape and not torch.equal(sampled, mean_output)
