@@ -156,6 +156,44 @@ def inspect(
 
 # --- train (issue 3: madvae/train.py) ---
 
+
+class LossVariant(str, Enum):
+    vanilla = "vanilla"
+    classification = "classification"
+    proximity_distance = "proximity-distance"
+    combined = "combined"
+    identity = "identity"
+
+
+@app.command()
+@fail_cleanly
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="VAE checkpoint to write.")],
+    sets: Annotated[Optional[list[Path]], typer.Argument(help="Adversarial HDF5 sets (clean for identity).")] = None,
+    set_option: Annotated[Optional[list[Path]], typer.Option("--set", help="A training set (repeatable).")] = None,
+    loss: Annotated[LossVariant, typer.Option(help="Training objective (paper section 2.2).")] = LossVariant.vanilla,
+    classifier: Annotated[Optional[Path], typer.Option(help="Frozen classifier (classification, combined).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Default: 5 vanilla/prox.-dist., 10 others.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 512,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (x0.998 per epoch, floor 1e-5).")] = 1e-3,
+    alpha: Annotated[float, typer.Option(help="Proximity loss weight.")] = 0.01,
+    sigma: Annotated[float, typer.Option(help="Distance loss weight (original code: 1e-4 for prox.-dist.).")] = 1e-5,
+    beta: Annotated[float, typer.Option(help="KL weight.")] = 0.1,
+    gamma: Annotated[float, typer.Option(help="Classification loss weight.")] = 0.1,
+    resume: Annotated[bool, typer.Option(help="Continue from <out>.resume.pt left by an interrupted run.")] = False,
+    seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
+):
+    """Train a Defense-VAE / MAD-VAE purifier (x_adv -> x_clean) and write its checkpoint and log."""
+    from madvae.train import train_vae
+
+    info = train_vae([*(sets or []), *(set_option or [])], out, loss=loss.value, classifier_path=classifier,
+                     epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha, sigma=sigma, beta=beta, gamma=gamma,
+                     seed=seed, device=device.value, limit=limit, resume=resume, progress=progress)
+    last = info["history"][-1]
+    typer.echo(f"{out}: {loss.value} VAE trained on {info['n_train']} {info['dataset']} images for "
+               f"{last['epoch']} epochs, final loss {last['total']:.4f} (log {info['log']})")
+
+
 # --- attack (issue 3: madvae/evaluate.py) ---
 @app.command()
 @fail_cleanly
@@ -180,7 +218,74 @@ def attack(
 
 # --- embed (issue 3: madvae/embed.py) ---
 
+
+class EmbedSpace(str, Enum):
+    input = "input"
+    latent = "latent"
+    output = "output"
+
+
+class EmbedColour(str, Enum):
+    true = "true"
+    predicted = "predicted"
+
+
+class SetField(str, Enum):
+    x_adv = "x_adv"
+    x_clean = "x_clean"
+
+
+@app.command()
+@fail_cleanly
+def embed(
+    set_path: Annotated[Path, typer.Argument(metavar="SET", help="HDF5 set to embed.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output prefix: writes PREFIX.csv and PREFIX.png.")],
+    space: Annotated[EmbedSpace, typer.Option(help="input: the images; latent: VAE means; output: VAE outputs.")]
+    = EmbedSpace.input,
+    colour: Annotated[EmbedColour, typer.Option(help="true labels, or the classifier's predicted labels.")]
+    = EmbedColour.true,
+    field: Annotated[Optional[SetField], typer.Option(help="Images to use. Default: x_adv when the set has it.")]
+    = None,
+    vae: Annotated[Optional[Path], typer.Option(help="VAE checkpoint (needed for latent and output).")] = None,
+    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (needed for --colour predicted).")]
+    = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Random samples to embed (all if the set is smaller).")] = 3000,
+    width: Annotated[float, typer.Option(min=1, help="Figure width in inches (paper: 14).")] = 7.0,
+    height: Annotated[float, typer.Option(min=1, help="Figure height in inches (paper: 10).")] = 5.0,
+    dpi: Annotated[int, typer.Option(min=50, help="Figure resolution (paper: 300).")] = 150,
+    seed: SeedOpt = 42, device: DeviceOpt = Device.auto,
+):
+    """UMAP figure and coordinates of images, VAE latent means or VAE outputs (paper section 3.4)."""
+    from madvae.embed import embed_set
+
+    info = embed_set(set_path, out, space=space.value, field=field.value if field else None, vae_path=vae,
+                     classifier_path=classifier, colour=colour.value, n=n, seed=seed, device=device.value,
+                     figsize=(width, height), dpi=dpi)
+    typer.echo(f"{info['png']}: UMAP of {info['n']} {info['space']}-space samples ({info['field']}, defense "
+               f"{info['defense']}, coloured by {info['colour']} label); coordinates in {info['csv']}")
+
 # --- report (issue 3: madvae/report.py) ---
+
+
+@app.command()
+@fail_cleanly
+def report(
+    results: Annotated[list[Path], typer.Argument(metavar="RESULT",
+                                                  help="Result JSON files of `madvae attack`, or folders.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables.")],
+    name: Annotated[str, typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, NAME.md.")]
+    = "whitebox",
+):
+    """White-box tables like the paper's Table 1 (accuracy and agreement), as CSV and Markdown."""
+    from madvae.report import write_tables
+
+    written = write_tables(results, out_dir, name=name)
+    table = written["table"]
+    for path in table.skipped:
+        typer.echo(f"{path}: clean-set evaluation, no attack row (skipped)", err=True)
+    files = ", ".join(str(path) for path in written["files"].values())
+    typer.echo(f"{files}: {len(table.rows)} attacks x {len(table.columns)} columns "
+               f"({table.dataset} {table.split}, n = {table.n})")
 
 
 @app.command()

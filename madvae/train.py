@@ -1,0 +1,257 @@
+"""Training of the Defense-VAE / MAD-VAE purifiers: x_adv -> x_clean, streamed from HDF5 sets, resumable per epoch.
+
+Optimisation follows the authors' code: the VAE with Adam and a per-epoch exponential decay floored at
+``lr_floor``; each learned centre set with its own SGD; gradient norms clipped separately for each of the three.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from madvae.checkpoint import load_checkpoint, save_checkpoint
+from madvae.errors import MadvaeError
+from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres, total_loss
+from madvae.models import LATENT_DIM, DefenseVAE
+from madvae.store import open_set
+from madvae.stream import count_samples, shuffled_batches
+from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file
+
+DEFAULT_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
+RESUME_FORMAT = "madvae.train-resume"
+# options that may change between an interrupted run and its --resume without changing the result
+RESUMABLE_CHANGES = ("epochs", "sets", "classifier", "device")
+
+
+def resume_path_for(out) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".resume.pt")
+
+
+def log_path_for(out) -> Path:
+    out = Path(out)
+    return out.with_name(out.stem + ".train.csv")
+
+
+def load_vae(path, device="cpu") -> DefenseVAE:
+    """A trained purifier in eval mode; any other checkpoint kind fails with one clear line."""
+    return load_checkpoint(path, expect_kind="vae", expect_arch="defense-vae").build_model(device)
+
+
+def _load_frozen_classifier(path, device):
+    model = load_checkpoint(path, expect_kind="classifier").build_model(device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval()
+
+
+def _open_sets(set_paths, loss):
+    if not set_paths:
+        raise MadvaeError("no training set given", hint="pass one or more HDF5 sets")
+    readers = []
+    try:
+        for path in set_paths:
+            reader = open_set(path)
+            readers.append(reader)
+            if loss != "identity" and not reader.has_adv:
+                raise MadvaeError(f"a clean set (attack none); the {loss} loss trains x_adv -> x_clean", path,
+                                  "give adversarial sets from `madvae gen --attack ...`, or use --loss identity")
+            first = readers[0]
+            if reader.dataset != first.dataset:
+                raise MadvaeError(f"dataset is {reader.dataset!r} but {first.path} is {first.dataset!r}; "
+                                  "one model trains on one dataset", path)
+    except BaseException:
+        for reader in readers:
+            reader.close()
+        raise
+    return readers
+
+
+def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip):
+    if loss not in VARIANTS:
+        raise MadvaeError(f"unknown loss {loss!r}", hint=f"choose one of {', '.join(VARIANTS)}")
+    if loss in USES_CLASSIFIER and classifier_path is None:
+        raise MadvaeError(f"the {loss} loss needs a frozen classifier", hint="pass --classifier CHECKPOINT")
+    if loss not in USES_CLASSIFIER and classifier_path is not None:
+        raise MadvaeError(f"the {loss} loss does not use a classifier; --classifier applies to "
+                          f"{' and '.join(USES_CLASSIFIER)} only")
+    if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 < lr_decay <= 1 or lr_floor < 0 or not clip > 0:
+        raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0, 0 < lr decay <= 1, lr floor >= 0, clip > 0")
+
+
+def _fingerprint(config, set_hashes, classifier_hash) -> dict:
+    kept = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+    return {**kept, "set_sha256": set_hashes, "classifier_sha256": classifier_hash}
+
+
+def _check_same_run(state_path, saved: dict, current: dict):
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if changed:
+        detail = ", ".join(f"{k} differs" if k.endswith("sha256") else f"{k} {saved.get(k)!r} -> {current.get(k)!r}"
+                           for k in changed[:3])
+        raise MadvaeError(f"--resume with a different configuration ({detail})", state_path,
+                          "rerun with the original options, or delete the resume state to start over")
+
+
+def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | None = None, batch_size: int = 512,
+              lr: float = 1e-3, lr_decay: float = 0.998, lr_floor: float = 1e-5, proximity_lr: float = 0.5,
+              distance_lr: float = 1e-4, clip: float = 1.0, alpha: float = 0.01, sigma: float = 1e-5,
+              beta: float = 0.1, gamma: float = 0.1, seed: int = 0, device: str = "auto", limit: int | None = None,
+              resume: bool = False, progress: bool = True) -> dict:
+    """Train a purifier on ``set_paths`` and write the checkpoint ``out`` and its log ``<stem>.train.csv``.
+
+    After every epoch the full training state goes to ``<out>.resume.pt``; ``resume=True`` continues from it
+    (bit-identical on CPU) or, when there is none, starts from scratch. It is deleted once ``out`` is written."""
+    out, set_paths = Path(out), [Path(p) for p in set_paths]
+    epochs = DEFAULT_EPOCHS.get(loss, 1) if epochs is None else epochs
+    _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip)
+    if out.is_dir():
+        raise MadvaeError("is a folder; --out names the checkpoint file to write", out)
+    state_path = resume_path_for(out)
+    if state_path.exists() and not resume:
+        raise MadvaeError("an interrupted run left its resume state here", state_path,
+                          "pass --resume to continue it, or delete the file to start over")
+    weights = LossWeights(alpha=alpha, sigma=sigma, beta=beta, gamma=gamma)
+    dev = resolve_device(device)
+    readers = _open_sets(set_paths, loss)
+    try:
+        classifier = _load_frozen_classifier(classifier_path, dev) if classifier_path else None
+        config = {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
+                  "lr_floor": lr_floor, "proximity_lr": proximity_lr, "distance_lr": distance_lr, "clip": clip,
+                  **weights.as_dict(), "seed": seed, "limit": limit, "latent_dim": LATENT_DIM,
+                  "input": "x_clean" if loss == "identity" else "x_adv", "target": "x_clean",
+                  "optimizer": "adam", "centre_optimizer": "sgd", "device": str(dev),
+                  "sets": [str(p) for p in set_paths], "classifier": str(classifier_path) if classifier_path else None}
+        set_hashes = [sha256_file(p) for p in set_paths]
+        classifier_hash = sha256_file(classifier_path) if classifier_path else None
+        fingerprint = _fingerprint(config, set_hashes, classifier_hash)
+        history = _run(readers, state_path, config, fingerprint, weights, classifier, dev, resume, progress)
+        meta = {"history": history["epochs"], "training_sets": [{"path": str(p), "sha256": h}
+                                                                  for p, h in zip(set_paths, set_hashes)],
+                "dataset": readers[0].dataset, "n_train": count_samples(readers, limit),
+                "classifier_sha256": classifier_hash, "resumed_from_epoch": history["resumed_from"]}
+    finally:
+        for reader in readers:
+            reader.close()
+    model, centres = history["model"], history["centres"]
+    extra = {name: tensor.detach().cpu() for name, tensor in centres.items()}
+    save_checkpoint(out, kind="vae", arch="defense-vae", model=model, config=config, meta=meta,
+                    extra_tensors=extra or None)
+    log = _write_log(log_path_for(out), history["epochs"])
+    state_path.unlink(missing_ok=True)
+    return {"out": str(out), "log": str(log), "history": history["epochs"], "config": config, **meta}
+
+
+def _run(readers, state_path, config, fingerprint, weights, classifier, dev, resume, progress) -> dict:
+    loss, seed = config["loss"], config["seed"]
+    seed_everything(seed)
+    model = DefenseVAE().to(dev)
+    centres, centre_optims = {}, {}
+    if loss in USES_CENTRES:
+        for name, centre_lr in (("proximity_centres", config["proximity_lr"]),
+                                ("distance_centres", config["distance_lr"])):
+            centres[name] = init_centres(model.latent_dim).to(dev).requires_grad_(True)
+            centre_optims[name] = torch.optim.SGD([centres[name]], lr=centre_lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config["lr_decay"])
+    history, start = [], 0
+    if resume and state_path.exists():
+        state = _load_state(state_path, fingerprint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        with torch.no_grad():
+            for name in centres:
+                centres[name].copy_(state["centres"][name])
+                centre_optims[name].load_state_dict(state["centre_optimizers"][name])
+        history, start = json.loads(state["history"]), state["epoch"]
+        if start > config["epochs"]:
+            raise MadvaeError(f"the resume state is already at epoch {start}, beyond --epochs {config['epochs']}",
+                              state_path)
+        torch.set_rng_state(state["rng"])
+        if dev.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
+    resumed_from = start if resume and start else None
+    names = ["x_clean", "y"] if config["input"] == "x_clean" else ["x_clean", "x_adv", "y"]
+    total = count_samples(readers, config["limit"])
+    floor = min(config["lr_floor"], config["lr"])
+    for epoch in range(start, config["epochs"]):
+        model.train()
+        started, seen, sums = time.perf_counter(), 0, {}
+        lr_now = optimizer.param_groups[0]["lr"]
+        bar = tqdm(total=total, desc=f"vae {loss} epoch {epoch + 1}/{config['epochs']}", unit="img",
+                   disable=not progress, mininterval=1.0)
+        for batch in shuffled_batches(readers, config["batch_size"], seed=seed, epoch=epoch, names=names,
+                                      limit=config["limit"]):
+            x_in = torch.from_numpy(batch[config["input"]]).to(dev)
+            target = torch.from_numpy(batch["x_clean"]).to(dev)
+            labels = torch.from_numpy(batch["y"]).to(dev)
+            recon, z, mean, logvar = model(x_in)
+            objective, terms = total_loss(loss, weights, recon=recon, target=target, z=z, mean=mean,
+                                          logvar=logvar, labels=labels, classifier=classifier,
+                                          proximity_centres=centres.get("proximity_centres"),
+                                          distance_centres=centres.get("distance_centres"))
+            optimizer.zero_grad(set_to_none=True)
+            for centre_optim in centre_optims.values():
+                centre_optim.zero_grad(set_to_none=True)
+            objective.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
+            for name, centre_optim in centre_optims.items():
+                torch.nn.utils.clip_grad_norm_([centres[name]], config["clip"])
+                centre_optim.step()
+            optimizer.step()
+            values = dict(zip(terms, torch.stack(list(terms.values())).tolist()))  # one device sync per batch
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + value * len(labels)
+            seen += len(labels)
+            bar.update(len(labels))
+            bar.set_postfix({name: f"{value:.4g}" for name, value in values.items()}, refresh=False)
+        bar.close()
+        scheduler.step()
+        for group in optimizer.param_groups:
+            group["lr"] = max(group["lr"], floor)
+        elapsed = time.perf_counter() - started
+        history.append({"epoch": epoch + 1, **{k: sums[k] / seen for k in TERMS if k in sums}, "lr": lr_now,
+                        "images_per_s": seen / elapsed, "seconds": elapsed})
+        _save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
+                    optimizer=optimizer, scheduler=scheduler, centres=centres, centre_optims=centre_optims, dev=dev)
+    return {"epochs": history, "model": model.cpu(), "centres": centres, "resumed_from": resumed_from}
+
+
+def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims, dev):
+    """Plain dicts, tensors and strings only, so torch.load(weights_only=True) reads it back."""
+    state = {"format": RESUME_FORMAT, "fingerprint": json.dumps(fingerprint, sort_keys=True), "epoch": epoch,
+             "history": json.dumps(history), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(),
+             "centres": {name: tensor.detach() for name, tensor in centres.items()},
+             "centre_optimizers": {name: opt.state_dict() for name, opt in centre_optims.items()},
+             "rng": torch.get_rng_state(),
+             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(path, fingerprint) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling refusals and truncation alike: the state is unusable either way
+        raise MadvaeError(f"unreadable resume state ({type(exc).__name__})", path,
+                          "delete it to start over") from exc
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise MadvaeError("not a madvae training resume state", path, "delete it to start over")
+    _check_same_run(path, json.loads(state["fingerprint"]), json.loads(json.dumps(fingerprint)))
+    return state
+
+
+def _write_log(path, history) -> Path:
+    columns = ["epoch", *[t for t in TERMS if t in history[0]], "lr", "images_per_s", "seconds"]
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+    return path

@@ -1,0 +1,121 @@
+"""`madvae report`: hand-made result JSONs -> Table-1-shaped CSV and Markdown, per metric."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from madvae.cli import app
+from madvae.errors import MadvaeError
+from madvae.report import build_whitebox_table, write_tables
+
+runner = CliRunner()
+
+
+def result(attack, defense, *, clean=(0.97, 1.0), no_defense=(0.03, 0.02), defended=None, dataset="mnist-5k",
+           n=1000):
+    metrics = {"clean": dict(zip(("accuracy", "agreement"), clean)),
+               "no_defense": dict(zip(("accuracy", "agreement"), no_defense))}
+    if defense != "none":
+        metrics["defended"] = dict(zip(("accuracy", "agreement"), defended))
+        metrics["defended_clean"] = {"accuracy": 0.9, "agreement": 0.9}
+    return {"encoding-type": "madvae.result", "encoding-version": "1.0", "creator_version": "0.1.0",
+            "kind": "whitebox", "dataset": dataset, "split": "test", "n": n, "attack": attack, "params": {},
+            "set": f"{attack}.h5", "set_sha256": f"sha-{attack}", "classifier": "clf.pt",
+            "classifier_sha256": "sha-clf", "defense": {"name": defense, "checkpoint": "v.pt", "sha256": "s",
+                                                        "samples": 0},
+            "metrics": metrics}
+
+
+def write(folder, name, payload):
+    path = folder / name
+    path.write_text(json.dumps(payload))
+    return path
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    # accuracy and agreement differ in every cell, so a swapped metric or column shows
+    write(folder, "pgd-none.json", result("pgd", "none", clean=(0.97, 1.0), no_defense=(0.01, 0.02)))
+    write(folder, "pgd-vanilla.json", result("pgd", "vanilla", no_defense=(0.01, 0.02), defended=(0.81, 0.82)))
+    write(folder, "pgd-combined.json", result("pgd", "combined", no_defense=(0.01, 0.02), defended=(0.91, 0.92)))
+    write(folder, "fgsm-class.json", result("fgsm", "classification", no_defense=(0.11, 0.12),
+                                            defended=(0.95, 0.96)))
+    write(folder, "fgsm-identity.json", result("fgsm", "identity", no_defense=(0.11, 0.12), defended=(0.5, 0.6)))
+    return folder
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_tables_put_each_value_in_its_row_and_column(results_dir, tmp_path):
+    out = tmp_path / "tables"
+    written = write_tables(sorted(results_dir.glob("*.json")), out, name="t1")
+    assert set(p.name for p in out.iterdir()) == {"t1_accuracy.csv", "t1_agreement.csv", "t1.md"}
+    header = ["Attack", "No Attack", "No Defense", "vanilla", "classification", "combined", "identity"]
+    assert read_csv(out / "t1_accuracy.csv") == [
+        header,
+        ["FGSM", "0.9700", "0.1100", "", "0.9500", "", "0.5000"],
+        ["PGD", "0.9700", "0.0100", "0.8100", "", "0.9100", ""],
+    ]
+    assert read_csv(out / "t1_agreement.csv") == [
+        header,
+        ["FGSM", "1.0000", "0.1200", "", "0.9600", "", "0.6000"],
+        ["PGD", "1.0000", "0.0200", "0.8200", "", "0.9200", ""],
+    ]
+    markdown = (out / "t1.md").read_text()
+    assert "## Accuracy" in markdown and "## Agreement" in markdown
+    assert markdown.count("mnist-5k test, n = 1000 per attack") == 2
+    assert markdown.count("defense-unaware") == 2
+    accuracy_part, agreement_part = markdown.split("## Agreement")
+    assert "| PGD | 0.9700 | 0.0100 | 0.8100 |  | 0.9100 |  |" in accuracy_part
+    assert "| FGSM | 1.0000 | 0.1200 |  | 0.9600 |  | 0.6000 |" in agreement_part
+    assert written["table"].columns == header[1:]
+
+
+def test_folder_argument_via_cli(results_dir, tmp_path):
+    out = tmp_path / "cli-out"
+    outcome = runner.invoke(app, ["report", str(results_dir), "--out-dir", str(out)])
+    assert outcome.exit_code == 0, outcome.output
+    assert read_csv(out / "whitebox_accuracy.csv")[2][0] == "PGD"
+    assert (out / "whitebox.md").is_file()
+
+
+def test_mixed_datasets_fail_with_one_line_naming_files(results_dir, tmp_path):
+    odd = write(results_dir, "fashion.json", result("cw", "vanilla", defended=(0.5, 0.5), dataset="fashion-mnist"))
+    outcome = runner.invoke(app, ["report", str(results_dir), "--out-dir", str(tmp_path / "o")])
+    assert outcome.exit_code == 2
+    lines = outcome.output.strip().splitlines()
+    assert len(lines) == 1 and "different datasets" in lines[0] and str(odd) in lines[0], outcome.output
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+    odd.unlink()
+    write(results_dir, "small.json", result("cw", "vanilla", defended=(0.5, 0.5), n=10))
+    with pytest.raises(MadvaeError, match="sample counts n"):
+        build_whitebox_table([results_dir])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not a readable JSON file"),
+    (json.dumps({"encoding-type": "madvae.set"}), "not a madvae result"),
+    (json.dumps([1, 2]), "not a madvae result"),
+    (json.dumps({**result("fgsm", "vanilla", defended=(1, 1)), "metrics": {"clean": {}}}), "metrics.clean"),
+])
+def test_invalid_or_foreign_json_names_the_file(tmp_path, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    with pytest.raises(MadvaeError, match=message) as info:
+        build_whitebox_table([bad])
+    assert str(bad) in str(info.value)
+
+
+def test_duplicate_defense_results_are_refused(results_dir):
+    write(results_dir, "pgd-vanilla-again.json", result("pgd", "vanilla", no_defense=(0.01, 0.02),
+                                                        defended=(0.7, 0.7)))
+    with pytest.raises(MadvaeError, match="two pgd results for defense 'vanilla'"):
+        build_whitebox_table([results_dir])

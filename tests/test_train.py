@@ -1,0 +1,173 @@
+"""`madvae train`: training lowers the loss, a killed run resumes bit-identically, bad input fails in one line."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from madvae.checkpoint import load_checkpoint, save_checkpoint
+from madvae.cli import app
+from madvae.errors import MadvaeError
+from madvae.losses import reconstruction_loss
+from madvae.models import DefenseVAE, MagNetClassifier
+from madvae.store import open_set, write_set
+from madvae.train import load_vae, log_path_for, resume_path_for, train_vae
+from madvae.util import seed_everything
+
+SHA = "ab" * 32
+runner = CliRunner()
+
+
+def make_set(path, n=64, *, adversarial=True, dataset="mnist", seed=0):
+    """Bars whose row depends on the label, plus uniform noise as the 'adversarial' version."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = np.zeros((n, 1, 28, 28), np.float32)
+    for i, label in enumerate(y):
+        x[i, 0, 2 * label:2 * label + 8, 4:24] = 1.0
+    if not adversarial:
+        return write_set(path, x, y, dataset=dataset, split="train", attack="none", seed=seed)
+    adv = np.clip(x + rng.uniform(-0.3, 0.3, x.shape), 0, 1).astype(np.float32)
+    return write_set(path, x, y, adv, dataset=dataset, split="train", attack="fgsm", params={"eps": 0.3},
+                     seed=seed, source_classifier_sha256=SHA)
+
+
+@pytest.fixture(scope="module")
+def adv_set(tmp_path_factory):
+    return make_set(tmp_path_factory.mktemp("sets") / "adv.h5")
+
+
+def _recon_loss(model, path):
+    with open_set(path) as reader, torch.no_grad():
+        batch = reader.read(0, len(reader))
+        model.train()  # batch statistics, as during training; the posterior mean keeps it noise-free
+        recon = model(torch.from_numpy(batch["x_adv"]), sample=False)[0]
+        return reconstruction_loss(recon, torch.from_numpy(batch["x_clean"])).item()
+
+
+def test_one_epoch_lowers_the_loss_and_writes_checkpoint_and_log(adv_set, tmp_path):
+    classifier = tmp_path / "clf.pt"
+    save_checkpoint(classifier, kind="classifier", arch="magnet", model=MagNetClassifier(), config={})
+    out = tmp_path / "vae.pt"
+    seed_everything(0)
+    before = _recon_loss(DefenseVAE(), adv_set)  # the same initial weights train_vae starts from
+    info = train_vae([adv_set], out, loss="combined", classifier_path=classifier, epochs=1, batch_size=16,
+                     device="cpu", progress=False)
+    ckpt = load_checkpoint(out, expect_kind="vae")
+    assert _recon_loss(ckpt.build_model(), adv_set) < before
+    assert ckpt.config["loss"] == "combined" and ckpt.config["gamma"] == 0.1 and ckpt.config["sigma"] == 1e-5
+    assert set(ckpt.extra) == {"proximity_centres", "distance_centres"}
+    assert ckpt.extra["proximity_centres"].shape == (10, 128)
+    assert ckpt.meta["n_train"] == 64 and ckpt.meta["dataset"] == "mnist"
+    assert len(ckpt.meta["training_sets"][0]["sha256"]) == 64 and ckpt.meta["classifier_sha256"]
+    assert info["history"][0]["epoch"] == 1
+    log = log_path_for(out).read_text().splitlines()
+    assert log[0].startswith("epoch,reconstruction,kl,classification,proximity,distance,total")
+    assert len(log) == 2
+    assert not resume_path_for(out).exists()
+    assert isinstance(load_vae(out), DefenseVAE)
+
+
+def _train_cmd(set_path, out, *extra):
+    return [sys.executable, "-m", "madvae", "train", str(set_path), "--out", str(out), "--epochs", "2",
+            "--batch-size", "16", "--device", "cpu", "--no-progress", "--loss", "proximity-distance", *extra]
+
+
+def _start(cmd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same thread count in every run: same float summation order
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_run_resumes_bit_identically(tmp_path):
+    small = make_set(tmp_path / "small.h5", n=32)  # 2 batches an epoch: quick, and time enough to kill
+    straight, interrupted = tmp_path / "straight.pt", tmp_path / "interrupted.pt"
+    reference = _start(_train_cmd(small, straight))  # in parallel with the run to be killed
+    state = resume_path_for(interrupted)
+    proc = _start(_train_cmd(small, interrupted))
+    deadline = time.monotonic() + 100
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and not interrupted.exists(), "the run ended before it could be killed after epoch 1"
+    assert torch.load(state, weights_only=True)["epoch"] == 1
+
+    forgot = runner.invoke(app, _train_cmd(small, interrupted)[3:])  # same options in-process, no --resume
+    assert forgot.exit_code == 2 and "--resume" in forgot.stderr and len(forgot.stderr.splitlines()) == 1
+    changed = runner.invoke(app, _train_cmd(small, interrupted, "--resume", "--seed", "1")[3:])
+    assert changed.exit_code == 2 and "different configuration" in changed.stderr and "seed" in changed.stderr
+    assert state.exists()
+    resumed = _start(_train_cmd(small, interrupted, "--resume"))
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    assert reference.wait(timeout=120) == 0, reference.stderr.read()
+    assert not state.exists()
+
+    a, b = load_checkpoint(straight), load_checkpoint(interrupted)
+    assert a.state_dict.keys() == b.state_dict.keys()
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert all(torch.equal(a.extra[k], b.extra[k]) for k in ("proximity_centres", "distance_centres"))
+    assert b.meta["resumed_from_epoch"] == 1
+    assert [h["total"] for h in a.meta["history"]] == [h["total"] for h in b.meta["history"]]
+
+
+
+def _fails_cleanly(args, out, *needles):
+    result = runner.invoke(app, ["train", *map(str, args), "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("madvae: error: ")
+    for needle in needles:
+        assert needle in result.stderr
+    assert not out.exists() and not resume_path_for(out).exists()
+    return result.stderr
+
+
+def test_vae_checkpoint_given_as_classifier(adv_set, tmp_path):
+    vae = tmp_path / "vae-as-clf.pt"
+    save_checkpoint(vae, kind="vae", arch="defense-vae", model=DefenseVAE(), config={})
+    _fails_cleanly([adv_set, "--loss", "classification", "--classifier", vae], tmp_path / "o.pt",
+                   "a classifier is expected", str(vae))
+
+
+def test_classifier_checkpoint_given_as_vae(tmp_path):
+    clf = tmp_path / "clf.pt"
+    save_checkpoint(clf, kind="classifier", arch="magnet", model=MagNetClassifier(), config={})
+    with pytest.raises(MadvaeError, match="a vae is expected"):
+        load_vae(clf)
+
+
+def test_classification_loss_without_classifier(adv_set, tmp_path):
+    _fails_cleanly([adv_set, "--loss", "classification"], tmp_path / "o.pt", "--classifier")
+
+
+def test_mixed_datasets_name_both_files(adv_set, tmp_path):
+    fashion = make_set(tmp_path / "fashion.h5", n=8, dataset="fashion-mnist")
+    _fails_cleanly([adv_set, "--set", fashion], tmp_path / "o.pt", str(adv_set), str(fashion), "fashion-mnist")
+
+
+def test_clean_set_needs_identity_loss(tmp_path):
+    clean = make_set(tmp_path / "clean.h5", n=8, adversarial=False)
+    _fails_cleanly([clean, "--loss", "vanilla"], tmp_path / "o.pt", "clean set", "identity")
+
+
+def test_no_set_given(tmp_path):
+    _fails_cleanly([], tmp_path / "o.pt", "no training set")
+
+
+def test_empty_set_is_refused(adv_set, tmp_path):
+    with pytest.raises(MadvaeError, match="empty set"):
+        make_set(tmp_path / "never.h5", n=0)
+    empty = tmp_path / "empty.h5"
+    with h5py.File(adv_set, "r") as src, h5py.File(empty, "w") as dst:  # the real format, with n = 0
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        dst.attrs["n"] = 0
+        for name in ("x_clean", "x_adv", "y"):
+            ds = dst.create_dataset(name, shape=(0, *src[name].shape[1:]), dtype=src[name].dtype)
+            ds.attrs["min"], ds.attrs["max"] = src[name].attrs["min"], src[name].attrs["max"]
+    _fails_cleanly([empty], tmp_path / "o.pt", str(empty), "0 samples")
