@@ -10,7 +10,7 @@ import torch
 
 from madvae import __version__
 from madvae.errors import MadvaeError
-from madvae.models import build
+from madvae.models import build, place
 from madvae.util import atomic_output, utc_now
 
 FORMAT = "madvae.checkpoint"
@@ -55,7 +55,7 @@ class Checkpoint:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise MadvaeError(f"weights do not fit architecture {self.arch!r} ({first})", self.path) from exc
-        return model.to(device).eval()
+        return place(model, device).eval()
 
 
 def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | None = None) -> Checkpoint:

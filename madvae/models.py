@@ -142,6 +142,12 @@ CLASSIFIERS = {
 GENERATORS = {"defense-vae": DefenseVAE}
 
 
+def place(model: nn.Module, device) -> nn.Module:
+    """Move to ``device`` in channels-last layout: on this project's CPUs it trains the VAE and MagNet about
+    1.5x faster and runs MagNet inference about 2x faster than the default layout (bench/ measures it)."""
+    return model.to(device=device, memory_format=torch.channels_last)
+
+
 def build(kind: str, arch: str) -> nn.Module:
     registry = CLASSIFIERS if kind == "classifier" else GENERATORS
     if arch not in registry:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.errors import MadvaeError
 from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres, total_loss
-from madvae.models import LATENT_DIM, DefenseVAE
+from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
 from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file
@@ -149,7 +149,7 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
 def _run(readers, state_path, config, fingerprint, weights, classifier, dev, resume, progress) -> dict:
     loss, seed = config["loss"], config["seed"]
     seed_everything(seed)
-    model = DefenseVAE().to(dev)
+    model = place(DefenseVAE(), dev)
     centres, centre_optims = {}, {}
     if loss in USES_CENTRES:
         for name, centre_lr in (("proximity_centres", config["proximity_lr"]),

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
 from madvae.evaluate import predict_labels
-from madvae.models import build
+from madvae.models import build, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
 from madvae.util import resolve_device, seed_everything, sha256_file
@@ -31,7 +31,7 @@ def train_classifier(train_path, out, *, test_path=None, arch: str = "magnet", e
         raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0 and 0 < lr decay <= 1")
     dev = resolve_device(device)
     seed_everything(seed)
-    model = build("classifier", arch).to(dev)
+    model = place(build("classifier", arch), dev)
     train_set = open_set(train_path)
     test_set = open_set(test_path) if test_path else None
     if test_set is not None and test_set.dataset != train_set.dataset:

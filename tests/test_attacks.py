@@ -56,7 +56,7 @@ def test_batched_single_pixel_equals_advertorch(batch_and_model):
     torch.manual_seed(7)
     reference = whitebox.SinglePixelAttack(model, max_pixels=20, clip_min=0.0, clip_max=1.0).perturb(x, y)
     torch.manual_seed(7)
-    ours = whitebox.single_pixel(model, x, y, max_pixels=20, candidates_per_step=7)
+    ours = whitebox.single_pixel(model, x, y, max_pixels=20, images_per_step=50)
     assert torch.equal(ours, reference)
 
 

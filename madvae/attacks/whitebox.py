@@ -67,7 +67,7 @@ def pgd(model, x, y, *, eps, nb_iter, eps_iter, rand_init):
                          clip_min=0.0, clip_max=1.0).perturb(x, y)
 
 
-def single_pixel(model, x, y, *, max_pixels, candidates_per_step: int = 32):
+def single_pixel(model, x, y, *, max_pixels, images_per_step: int = 4096):
     """advertorch's SinglePixelAttack, batched: the same random pixel order per image (one torch.randperm per
     image, drawn in image order as advertorch does), the same candidate order (pixel k set to 0, then to 1) and
     the same answer (the first candidate that changes the label, else the image itself). advertorch runs one
@@ -78,10 +78,12 @@ def single_pixel(model, x, y, *, max_pixels, candidates_per_step: int = 32):
     result = x.detach().clone()
     pending = torch.arange(n, device=x.device)
     total = 2 * order.shape[1]  # candidate c: pixel order[:, c // 2] set to (0, 1)[c % 2]
-    for first in range(0, total, candidates_per_step):
-        if len(pending) == 0:
-            break
-        steps = torch.arange(first, min(first + candidates_per_step, total), device=x.device)
+    first = 0
+    while first < total and len(pending):
+        # bounded trial batches: big enough to amortise the forward pass, small enough to stay in memory/cache
+        per_image = max(1, images_per_step // len(pending))
+        steps = torch.arange(first, min(first + per_image, total), device=x.device)
+        first += len(steps)
         trial = x[pending].unsqueeze(1).repeat(1, len(steps), 1, 1, 1)  # (pending, steps, C, H, W)
         pixels = order[pending][:, steps // 2]
         # advertorch indexes adv[:, p % W, p // W]: row from the remainder, column from the quotient
