@@ -112,12 +112,14 @@ def gen(
     classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint the attack targets.")] = None,
     preset: Annotated[str, typer.Option(help="test, val, or train-0/1/2 (the paper's training grid).")] = "test",
     param: Annotated[Optional[list[str]], typer.Option(help="Override a parameter: --param eps=0.3 (repeatable).")] = None,
-    quick: Annotated[bool, typer.Option(help="CPU-sized CW (100 iterations, 1 binary step, const 100).")] = False,
+    quick: Annotated[bool, typer.Option(
+        help="CPU-sized CW: 1 binary step of 100 iterations, lr 0.1, const 3 (see README).")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 500,
     seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
     """Write a clean set (--attack none) or an adversarial set crafted against a classifier."""
     from madvae import generate
+    from madvae.attacks import get_attack
 
     if attack is AttackName.none:
         if input or classifier or param:
@@ -132,8 +134,8 @@ def gen(
     info = generate.make_adversarial_set(out, input_path=input, classifier_path=classifier, attack=attack.value,
                                          preset=preset, overrides=param, quick=quick, device=device.value,
                                          batch_size=batch_size, limit=limit, seed=seed, progress=progress)
-    note = " [quick preset: CW cut to 100 iterations, 1 binary search step, initial const 100]" \
-        if info["params"]["quick"] else ""
+    quick = get_attack(attack.value).quick if info["params"]["quick"] else {}
+    note = f" [quick preset: {', '.join(f'{k}={v}' for k, v in quick.items())}]" if quick else ""
     typer.echo(f"{out}: {attack.value} ({preset}) on {info['n']} images, "
                f"{info['images_per_s']:.1f} images/s{note}")
 

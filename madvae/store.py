@@ -4,6 +4,7 @@ See docs/format.md for the specification. Nothing here ever loads a whole set in
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -59,20 +60,26 @@ class SetWriter:
 
     def __enter__(self):
         self._tmp = prepare_output(self.path)
-        try:
+        with self._abort_on_error():
             self._file = h5py.File(self._tmp, "w", locking=_file_locking())
             chunk = min(CHUNK, self.n)
             names = ["x_clean", "x_adv"] if self.has_adv else ["x_clean"]
             for name in names:
                 self._create(name, (self.n, *IMAGE_SHAPE), "float32", (chunk, *IMAGE_SHAPE))
             self._create("y", (self.n,), "int64", (chunk,))
+        return self
+
+    @contextlib.contextmanager
+    def _abort_on_error(self):
+        """Any failure deletes the temporary file; OS errors (disk full, quota) become one clear line."""
+        try:
+            yield
         except OSError as exc:
             self._abort()
             raise write_error(exc, self.path) from exc
         except BaseException:
             self._abort()
             raise
-        return self
 
     def _create(self, name, shape, dtype, chunks):
         ds = self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip",
@@ -110,7 +117,7 @@ class SetWriter:
         if exc_type is not None:
             self._abort()
             return False
-        try:
+        with self._abort_on_error():
             if self._written != self.n:
                 raise MadvaeError(f"only {self._written} of {self.n} samples were written", self.path)
             for name, (low, high) in self._ranges.items():
@@ -122,12 +129,6 @@ class SetWriter:
             self._file.attrs["complete"] = True  # last: a reader trusts nothing without it
             self._file.close()
             self._file = None
-        except OSError as exc:
-            self._abort()
-            raise write_error(exc, self.path) from exc
-        except BaseException:
-            self._abort()
-            raise
         commit_output(self._tmp, self.path)
         return False
 
