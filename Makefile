@@ -23,3 +23,8 @@ test: setup
 
 clean-demo:
 	rm -rf $(OUT)
+
+# the Snakemake workflow on the embedded default (config/config.yaml); outputs in results/
+.PHONY: workflow
+workflow: setup
+	$(BIN)/snakemake --cores all

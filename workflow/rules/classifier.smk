@@ -1,0 +1,23 @@
+rule classifier:
+    input:
+        train=clean_set("train"),
+        test=clean_set("test"),
+    output:
+        res("models/classifier.pt"),
+    params:
+        options=classifier_options,
+        device=DEVICE,
+    log:
+        res("logs/models/classifier.log"),
+    benchmark:
+        res("benchmarks/models/classifier.tsv")
+    threads: RES["classifier"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["classifier"]["mem_mb"],
+        runtime=RES["classifier"]["runtime"],
+        cpus_per_task=RES["classifier"]["cpus_per_task"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae classifier --train {input.train} --test {input.test} {params.options} --device {params.device} "
+        "--no-progress --out {output} > {log} 2>&1"

@@ -1,0 +1,53 @@
+# Adversarial sets against the classifier: the training grid on the train split, the test attacks on the test split.
+
+
+rule gen_train:
+    input:
+        clean=clean_set("train"),
+        classifier=res("models/classifier.pt"),
+    output:
+        res("sets/train/{setting}.h5"),
+    params:
+        options=train_attack_options,
+        device=DEVICE,
+    log:
+        res("logs/sets/train/{setting}.log"),
+    benchmark:
+        res("benchmarks/sets/train/{setting}.tsv")
+    threads: RES["gen"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["gen"]["mem_mb"],
+        runtime=RES["gen"]["runtime"],
+        cpus_per_task=RES["gen"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae gen --input {input.clean} --classifier {input.classifier} {params.options} "
+        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+
+
+rule gen_test:
+    input:
+        clean=clean_set("test"),
+        classifier=res("models/classifier.pt"),
+    output:
+        res("sets/test/{attack}.h5"),
+    params:
+        options=test_attack_options,
+        device=DEVICE,
+    log:
+        res("logs/sets/test/{attack}.log"),
+    benchmark:
+        res("benchmarks/sets/test/{attack}.tsv")
+    threads: RES["gen"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["gen"]["mem_mb"],
+        runtime=RES["gen"]["runtime"],
+        cpus_per_task=RES["gen"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae gen --input {input.clean} --classifier {input.classifier} {params.options} "
+        "--device {params.device} --no-progress --out {output} > {log} 2>&1"

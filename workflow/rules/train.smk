@@ -1,0 +1,28 @@
+# One purifier per loss variant. --resume: a retried (e.g. SIGTERM'd) job continues from <out>.resume.pt,
+# which madvae keeps until the checkpoint is written; with no resume state it starts from scratch.
+
+
+rule train:
+    input:
+        unpack(vae_input),
+    output:
+        vae=res("models/vae_{variant}.pt"),
+        curve=res("models/vae_{variant}.train.csv"),
+    params:
+        options=vae_options,
+        device=DEVICE,
+    log:
+        res("logs/models/vae_{variant}.log"),
+    benchmark:
+        res("benchmarks/models/vae_{variant}.tsv")
+    threads: RES["train"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["train"]["mem_mb"],
+        runtime=RES["train"]["runtime"],
+        cpus_per_task=RES["train"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae train {input.sets} {params.options} --resume --device {params.device} --no-progress "
+        "--out {output.vae} > {log} 2>&1"
