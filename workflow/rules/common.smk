@@ -2,8 +2,13 @@
 import os
 import re
 import shlex
+import sys
 
 from snakemake.exceptions import WorkflowError
+
+# the rules call `madvae`: find the one installed beside the Python running Snakemake, even when its
+# environment is not activated (`.venv/bin/snakemake`, `make workflow`, SLURM job steps)
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 R = config["results_dir"]
 DATASET = config["dataset"]["name"]
