@@ -11,11 +11,10 @@ from tqdm import tqdm
 from madvae import __version__
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
+from madvae.report import RESULT_TYPE, RESULT_VERSION
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file
 
-RESULT_TYPE = "madvae.result"
-RESULT_VERSION = "1.0"
 
 
 @torch.inference_mode()

@@ -10,8 +10,9 @@ from pathlib import Path
 from madvae.errors import MadvaeError
 from madvae.util import atomic_output
 
+# the result JSON format: `madvae attack` (evaluate.py) writes it, this module reads it
 RESULT_TYPE = "madvae.result"
-RESULT_MAJOR = "1"
+RESULT_VERSION = "1.0"
 ATTACK_ROWS = {"fgsm": "FGSM", "rfgsm": "Rand-FGSM", "cw": "CW", "mifgsm": "MI-FGSM", "pgd": "PGD",
                "single-pixel": "Single Pixel"}
 DEFENSE_ORDER = ("vanilla", "classification", "proximity-distance", "combined", "identity")
@@ -64,7 +65,7 @@ def load_result(path) -> dict:
         kind = result.get("encoding-type") if isinstance(result, dict) else type(result).__name__
         raise MadvaeError(f"not a madvae result (encoding-type {kind!r})", path)
     version = str(result.get("encoding-version", ""))
-    if version.split(".")[0] != RESULT_MAJOR:
+    if version.split(".")[0] != RESULT_VERSION.split(".")[0]:
         raise MadvaeError(f"unsupported result encoding-version {version!r}", path)
     if result.get("kind") != "whitebox":
         raise MadvaeError(f"a {result.get('kind')!r} result does not belong in the white-box table", path)
