@@ -52,6 +52,38 @@ def metrics(predictions: np.ndarray, labels: np.ndarray, clean_predictions: np.n
             "agreement": float((predictions == clean_predictions).mean())}
 
 
+def load_classifier(classifier_path, dev):
+    """(model in eval mode, checkpoint) for a classifier checkpoint; anything else is a clear error."""
+    checkpoint = load_checkpoint(classifier_path, expect_kind="classifier")
+    return checkpoint.build_model(dev).eval(), checkpoint
+
+
+def load_defense(vae_path, dev, *, defense_name: str | None = None, samples: int = 0):
+    """(vae or None, purifier or None, defense description for the result JSON)."""
+    if vae_path is None:
+        return None, None, {"name": "none"}
+    vae_ckpt = load_checkpoint(vae_path, expect_kind="vae")
+    vae = vae_ckpt.build_model(dev).eval()
+    defense = {"name": defense_name or vae_ckpt.config.get("loss", vae_ckpt.arch), "checkpoint": str(vae_path),
+               "sha256": sha256_file(vae_path), "samples": samples}
+    return vae, make_purifier(vae, samples), defense
+
+
+def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_arch: str, defense: dict,
+                  *, attack: str | None = None, params: dict | None = None) -> dict:
+    """The fields every result JSON shares (format: RESULT_TYPE/RESULT_VERSION in report.py); the caller adds
+    ``metrics`` and anything its kind needs. attack/params default to those stored in the set."""
+    return {
+        "encoding-type": RESULT_TYPE, "encoding-version": RESULT_VERSION, "creator_version": __version__,
+        "kind": kind, "dataset": reader.dataset, "split": reader.split, "n": int(n),
+        "attack": attack if attack is not None else reader.attack,
+        "params": params if params is not None else reader.params,
+        "set": str(set_path), "set_sha256": sha256_file(set_path),
+        "classifier": str(classifier_path), "classifier_sha256": sha256_file(classifier_path),
+        "classifier_arch": classifier_arch, "defense": defense,
+    }
+
+
 def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name: str | None = None,
                  samples: int = 0, device: str = "auto", batch_size: int = 500, limit: int | None = None,
                  seed: int = 0, progress: bool = True) -> dict:
@@ -59,17 +91,10 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
         raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
     dev = resolve_device(device)
     seed_everything(seed)
-    classifier_ckpt = load_checkpoint(classifier_path, expect_kind="classifier")
-    classifier = classifier_ckpt.build_model(dev)
-    purifier, defense = None, {"name": "none"}
-    if vae_path is not None:
-        vae_ckpt = load_checkpoint(vae_path, expect_kind="vae")
-        purifier = make_purifier(vae_ckpt.build_model(dev), samples)
-        defense = {"name": defense_name or vae_ckpt.config.get("loss", vae_ckpt.arch), "checkpoint": str(vae_path),
-                   "sha256": sha256_file(vae_path), "samples": samples}
+    classifier, classifier_ckpt = load_classifier(classifier_path, dev)
+    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples)
     with open_set(set_path) as reader:
         n = min(len(reader), limit) if limit else len(reader)
-        fields = ["x_clean", "x_adv"] if reader.has_adv else ["x_clean"]
         predictions = {key: [] for key in ("clean", "no_defense", "defended", "defended_clean")}
         labels = []
         bar = tqdm(total=n, desc=f"attack {reader.attack} vs {defense['name']}", unit="img",
@@ -88,16 +113,9 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
         bar.close()
         labels = np.concatenate(labels)
         clean = np.concatenate(predictions["clean"])
-        result = {
-            "encoding-type": RESULT_TYPE, "encoding-version": RESULT_VERSION, "creator_version": __version__,
-            "kind": "whitebox", "dataset": reader.dataset, "split": reader.split, "n": int(n),
-            "attack": reader.attack, "params": reader.params, "set": str(set_path),
-            "set_sha256": sha256_file(set_path), "classifier": str(classifier_path),
-            "classifier_sha256": sha256_file(classifier_path), "classifier_arch": classifier_ckpt.arch,
-            "defense": defense,
-            "metrics": {key: metrics(np.concatenate(values), labels, clean)
-                        for key, values in predictions.items() if values},
-        }
+        result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense)
+        result["metrics"] = {key: metrics(np.concatenate(values), labels, clean)
+                             for key, values in predictions.items() if values}
     write_json(out, result)
     return result
 
