@@ -196,26 +196,123 @@ def train(
                f"{last['epoch']} epochs, final loss {last['total']:.4f} (log {info['log']})")
 
 
-# --- attack (issue 3: madvae/evaluate.py) ---
+# --- attack (issue 3: madvae/evaluate.py; issue 5: evaluate_blackbox/overpowered/adaptive.py) ---
+
+
+class AttackMode(str, Enum):
+    stored = "stored"
+    pgd_e2e = "pgd-e2e"
+    bpda = "bpda"
+    eot = "eot"
+    blackbox_paper = "blackbox-paper"
+    blackbox_transfer = "blackbox-transfer"
+    overpowered = "overpowered"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part]
+
+
+# typed --param names of the modes that take them here (the adaptive attacks validate their own)
+MODE_PARAMS = {
+    "blackbox-paper": {"eps": float},
+    "blackbox-transfer": {"eps": float, "holdout": int, "rounds": int, "lam": float, "substitute_epochs": int},
+    "overpowered": {"norms": _floats, "restarts": int, "steps": int, "noise_samples": int},
+}
+
+
+def _mode_params(mode: str, items: list[str]) -> dict:
+    known = MODE_PARAMS.get(mode, {})
+    parsed = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in known:
+            names = ", ".join(known) or "none"
+            raise MadvaeError(f"--param {item!r} does not apply to --mode {mode}", hint=f"known: {names}")
+        try:
+            parsed[key] = known[key](raw)
+        except ValueError:
+            raise MadvaeError(f"--param {item!r}: {raw!r} is not a valid {key}") from None
+    return parsed
+
+
 @app.command()
 @fail_cleanly
 def attack(
-    set_path: Annotated[Path, typer.Option("--set", "-s", help="Adversarial (or clean) HDF5 set to evaluate.")],
-    classifier: Annotated[Path, typer.Option(help="Classifier checkpoint.")],
+    set_path: Annotated[Path, typer.Option("--set", "-s", help="HDF5 set: adversarial (stored) or clean.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Result JSON to write.")],
+    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (the target).")] = None,
     vae: Annotated[Optional[Path], typer.Option(help="Defense-VAE checkpoint; without it, no defense.")] = None,
+    mode: Annotated[AttackMode, typer.Option(
+        help="stored: evaluate a set's stored adversarial images (defense-unaware, Table 1). pgd-e2e, bpda, eot: "
+             "adaptive attacks through the defense. blackbox-paper: FGSM on --substitute, classified by it "
+             "(Table 2 as the original code). blackbox-transfer: a substitute trained from target queries. "
+             "overpowered: the latent-space attack on the VAE (Table 3).")] = AttackMode.stored,
+    param: Annotated[Optional[list[str]], typer.Option(help="Override a parameter: --param eps=0.2 (repeatable).")]
+    = None,
+    quick: Annotated[bool, typer.Option(help="CPU-sized settings of the adaptive attacks and the transfer "
+                                             "substitute (recorded in the result).")] = False,
+    preset: Annotated[str, typer.Option(help="overpowered: quick (CPU) or paper.")] = "quick",
+    substitute: Annotated[Optional[Path], typer.Option(help="blackbox-paper: substitute checkpoint (A-E).")] = None,
+    substitute_arch: Annotated[str, typer.Option(help="blackbox-transfer: substitute architecture A-E.")] = "A",
+    figure: Annotated[Optional[Path], typer.Option(help="overpowered: also write a Figure-7-like PNG.")] = None,
     defense_name: Annotated[Optional[str], typer.Option(help="Name in tables (default: the VAE's loss).")] = None,
     samples: Annotated[int, typer.Option(min=0, help="0: decode the posterior mean; K: average K decodings.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 500,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default: 500 (overpowered 100, adaptive 250).")]
+    = None,
     seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
-    """Evaluate classifier(VAE(x)) on a stored set: accuracy (true labels) and agreement (clean predictions)."""
-    from madvae.evaluate import evaluate_set
+    """Evaluate classifier(VAE(x)) under attack: accuracy (true labels) and agreement (clean predictions)."""
+    mode_name, params = mode.value, param or []
+    common = {"device": device.value, "limit": limit, "seed": seed, "progress": progress}
+    if mode_name != "blackbox-paper" and classifier is None:
+        raise MadvaeError(f"--mode {mode_name} needs --classifier")
+    if mode_name == "stored":
+        from madvae.evaluate import evaluate_set
 
-    result = evaluate_set(set_path, classifier, out, vae_path=vae, defense_name=defense_name, samples=samples,
-                          device=device.value, batch_size=batch_size, limit=limit, seed=seed, progress=progress)
-    parts = [f"{key} acc {m['accuracy']:.4f} agr {m['agreement']:.4f}" for key, m in result["metrics"].items()]
-    typer.echo(f"{out}: {result['attack']} n={result['n']} defense={result['defense']['name']}: " + "; ".join(parts))
+        if params:
+            raise MadvaeError("--param does not apply to --mode stored (the set holds its attack)")
+        result = evaluate_set(set_path, classifier, out, vae_path=vae, defense_name=defense_name, samples=samples,
+                              batch_size=batch_size or 500, **common)
+    elif mode_name in ("pgd-e2e", "bpda", "eot"):
+        from madvae.evaluate_adaptive import evaluate_adaptive
+
+        result = evaluate_adaptive(set_path, classifier, out, attack=mode_name, vae_path=vae,
+                                   defense_name=defense_name, params=params, quick=quick, samples=samples,
+                                   batch_size=batch_size or 250, **common)
+    elif mode_name == "blackbox-paper":
+        from madvae.evaluate_blackbox import evaluate_blackbox_paper
+
+        if substitute is None:
+            raise MadvaeError("--mode blackbox-paper needs --substitute (a classifier checkpoint of arch A-E)")
+        result = evaluate_blackbox_paper(set_path, substitute, out, vae_path=vae, defense_name=defense_name,
+                                         batch_size=batch_size or 500, **_mode_params(mode_name, params), **common)
+    elif mode_name == "blackbox-transfer":
+        from madvae.evaluate_blackbox import evaluate_blackbox_transfer
+
+        result = evaluate_blackbox_transfer(set_path, classifier, out, vae_path=vae, defense_name=defense_name,
+                                            substitute_arch=substitute_arch, quick=quick, batch_size=batch_size or 500,
+                                            **_mode_params(mode_name, params), **common)
+    else:
+        from madvae.evaluate_overpowered import evaluate_overpowered
+
+        if vae is None:
+            raise MadvaeError("--mode overpowered attacks a VAE's latent space: give --vae")
+        result = evaluate_overpowered(set_path, classifier, out, vae_path=vae, defense_name=defense_name,
+                                      preset=preset, figure=figure, batch_size=batch_size or 100,
+                                      **_mode_params(mode_name, params), **common)
+    typer.echo(f"{out}: {result['kind']} {result['attack']} n={result['n']} defense={result['defense']['name']}: "
+               + _summary(result["metrics"]))
+
+
+def _summary(metrics: dict) -> str:
+    parts = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            parts.append(f"{key} acc {value['accuracy']:.4f} agr {value['agreement']:.4f}")
+        else:
+            parts.append(f"{key} {value:.4f}")
+    return "; ".join(parts)
 
 
 # --- embed (issue 3: madvae/embed.py) ---
@@ -241,32 +338,50 @@ class SetField(str, Enum):
 @fail_cleanly
 def embed(
     set_path: Annotated[Path, typer.Argument(metavar="SET", help="HDF5 set to embed.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output prefix: writes PREFIX.csv and PREFIX.png.")],
-    space: Annotated[EmbedSpace, typer.Option(help="input: the images; latent: VAE means; output: VAE outputs.")]
-    = EmbedSpace.input,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="One figure: writes PREFIX.csv and PREFIX.png.")]
+    = None,
+    out_dir: Annotated[Optional[Path], typer.Option(
+        help="Several figures of the same samples in one run (UMAP compiles once): DIR/input.* and "
+             "DIR/NAME_SPACE.* for each --vae and each latent/output --space.")] = None,
+    space: Annotated[Optional[list[EmbedSpace]], typer.Option(
+        help="input: the images; latent: VAE means; output: VAE outputs. Repeatable with --out-dir. "
+             "Default: input.")] = None,
     colour: Annotated[EmbedColour, typer.Option(help="true labels, or the classifier's predicted labels.")]
     = EmbedColour.true,
     field: Annotated[Optional[SetField], typer.Option(help="Images to use. Default: x_adv when the set has it.")]
     = None,
-    vae: Annotated[Optional[Path], typer.Option(help="VAE checkpoint (needed for latent and output).")] = None,
+    vae: Annotated[Optional[list[str]], typer.Option(
+        metavar="[NAME=]PATH", help="VAE checkpoint (needed for latent and output). Repeatable with --out-dir; "
+                                    "NAME (default: the file stem) names its figures.")] = None,
     classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (needed for --colour predicted).")]
     = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Random samples to embed (all if the set is smaller).")] = 3000,
     width: Annotated[float, typer.Option(min=1, help="Figure width in inches (paper: 14).")] = 7.0,
     height: Annotated[float, typer.Option(min=1, help="Figure height in inches (paper: 10).")] = 5.0,
     dpi: Annotated[int, typer.Option(min=50, help="Figure resolution (paper: 300).")] = 150,
-    seed: SeedOpt = 42, device: DeviceOpt = Device.auto,
+    seed: SeedOpt = 42, device: DeviceOpt = Device.auto, progress: ProgressOpt = True,
 ):
-    """UMAP figure and coordinates of images, VAE latent means or VAE outputs (paper section 3.4)."""
-    from madvae.embed import embed_set
+    """UMAP figures and coordinates of images, VAE latent means or VAE outputs (paper section 3.4)."""
+    from madvae.embed import embed_figures, plan_figures
 
-    info = embed_set(set_path, out, space=space.value, field=field.value if field else None, vae_path=vae,
-                     classifier_path=classifier, colour=colour.value, n=n, seed=seed, device=device.value,
-                     figsize=(width, height), dpi=dpi)
-    typer.echo(f"{info['png']}: UMAP of {info['n']} {info['space']}-space samples ({info['field']}, defense "
-               f"{info['defense']}, coloured by {info['colour']} label); coordinates in {info['csv']}")
+    figures = plan_figures([s.value for s in space or [EmbedSpace.input]], vae or [], out=out, out_dir=out_dir)
+    written = embed_figures(set_path, figures, field=field.value if field else None, classifier_path=classifier,
+                            colour=colour.value, n=n, seed=seed, device=device.value, figsize=(width, height),
+                            dpi=dpi, progress=progress)
+    for info in written:
+        typer.echo(f"{info['png']}: UMAP of {info['n']} {info['space']}-space samples ({info['field']}, defense "
+                   f"{info['defense']}, coloured by {info['colour']} label); coordinates in {info['csv']}")
+
 
 # --- report (issue 3: madvae/report.py) ---
+
+
+class TableKind(str, Enum):
+    whitebox = "whitebox"
+    blackbox_paper = "blackbox-paper"
+    blackbox_transfer = "blackbox-transfer"
+    adaptive = "adaptive"
+    overpowered = "overpowered"
 
 
 @app.command()
@@ -275,18 +390,20 @@ def report(
     results: Annotated[list[Path], typer.Argument(metavar="RESULT",
                                                   help="Result JSON files of `madvae attack`, or folders.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables.")],
-    name: Annotated[str, typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, NAME.md.")]
-    = "whitebox",
+    kind: Annotated[TableKind, typer.Option(help="Which table: the results' kind (Tables 1, 2 and 3 of the paper, "
+                                                 "and the adaptive attacks).")] = TableKind.whitebox,
+    name: Annotated[Optional[str], typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
+                                                     "NAME.md (overpowered: NAME.csv). Default: the kind.")] = None,
 ):
-    """White-box tables like the paper's Table 1 (accuracy and agreement), as CSV and Markdown."""
+    """Tables shaped like the paper's (accuracy and agreement), as CSV and Markdown."""
     from madvae.report import write_tables
 
-    written = write_tables(results, out_dir, name=name)
+    written = write_tables(results, out_dir, name=name or kind.value.replace("-", "_"), kind=kind.value)
     table = written["table"]
     for path in table.skipped:
-        typer.echo(f"{path}: clean-set evaluation, no attack row (skipped)", err=True)
+        typer.echo(f"{path}: no row in the {kind.value} table (skipped)", err=True)
     files = ", ".join(str(path) for path in written["files"].values())
-    typer.echo(f"{files}: {len(table.rows)} attacks x {len(table.columns)} columns "
+    typer.echo(f"{files}: {len(table.rows)} rows x {len(table.columns)} columns "
                f"({table.dataset} {table.split}, n = {table.n})")
 
 

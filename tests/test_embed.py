@@ -93,3 +93,39 @@ def test_embed_rejects_missing_or_wrong_inputs_with_one_line(files):
     assert not list(folder.glob("bad*"))
     with pytest.raises(MadvaeError, match="at least 5"):
         embed_set(paths["adv"], folder / "tiny", n=3)
+
+
+def test_out_dir_draws_every_vae_and_space_from_the_same_samples(files):
+    folder, paths, _ = files
+    out_dir = folder / "many"
+    result = runner.invoke(app, ["embed", str(paths["adv"]), "--out-dir", str(out_dir), "--space", "input",
+                                 "--space", "latent", "--space", "output", "--vae", f"first={paths['vae']}",
+                                 "--vae", str(paths["vae"]), "--n", "20", "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out_dir.glob("*.png"))
+    assert names == ["first_latent.png", "first_output.png", "input.png", "vae_latent.png", "vae_output.png"]
+    indices = {name: read_coords(out_dir / name.replace(".png", ".csv"))[:, 0] for name in names}
+    assert all((column == indices["input.png"]).all() for column in indices.values())
+    # the same VAE under two names gives the same embedding (one seed, one sample)
+    assert np.allclose(read_coords(out_dir / "first_latent.csv"), read_coords(out_dir / "vae_latent.csv"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "latent"], "needs a VAE checkpoint"),
+    (["--space", "input", "--vae", "x.pt"], "not used in space input"),
+    (["--space", "latent", "--vae", "a=x.pt", "--vae", "a=y.pt"], "given twice"),
+    (["--space", "latent", "--vae", "="], "expected PATH or NAME=PATH"),
+])
+def test_out_dir_rejects_inconsistent_requests(files, args, message):
+    folder, paths, _ = files
+    result = runner.invoke(app, ["embed", str(paths["adv"]), "--out-dir", str(folder / "none"), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (folder / "none").exists()
+
+
+def test_out_and_out_dir_are_exclusive(files):
+    folder, paths, _ = files
+    for extra in ([], ["--out", str(folder / "a"), "--out-dir", str(folder / "b")],
+                  ["--out", str(folder / "a"), "--space", "input", "--space", "latent", "--vae", str(paths["vae"])]):
+        result = runner.invoke(app, ["embed", str(paths["adv"]), *extra])
+        assert result.exit_code == 2 and "madvae: error:" in result.output, result.output
