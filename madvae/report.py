@@ -15,25 +15,69 @@ RESULT_TYPE = "madvae.result"
 RESULT_VERSION = "1.0"
 ATTACK_ROWS = {"fgsm": "FGSM", "rfgsm": "Rand-FGSM", "cw": "CW", "mifgsm": "MI-FGSM", "pgd": "PGD",
                "single-pixel": "Single Pixel"}
+ADAPTIVE_ROWS = {"pgd-e2e": "PGD end-to-end", "bpda": "BPDA", "eot": "EOT (sampled z)"}
 DEFENSE_ORDER = ("vanilla", "classification", "proximity-distance", "combined", "identity")
 BASE_COLUMNS = ("No Attack", "No Defense")
 METRICS = {"accuracy": "Accuracy against the true label",
            "agreement": "Agreement with the classifier's prediction on the clean image (the original code's metric)"}
 
 
+# result kinds whose tables are rows x (No Attack, No Defense, one column per defense), per metric
+ROW_KINDS = {
+    "whitebox": {"title": "White-box results", "row_header": "Attack", "rows": ATTACK_ROWS,
+                 "row_of": lambda r: r["attack"], "per_defense_sets": False,
+                 "note": "The attacks target the classifier alone (defense-unaware); a defense column classifies "
+                         "the VAE's output for the adversarial image, No Attack the clean image without defense."},
+    "blackbox-paper": {"title": "Black-box results, paper mode (white-box on the substitute)",
+                       "row_header": "Substitute", "rows": {a: a for a in "ABCDE"},
+                       "row_of": lambda r: r.get("substitute"), "per_defense_sets": False,
+                       "note": "As the original code's Table 2: FGSM crafted on substitute X, purified by the VAE and "
+                               "classified by the same X. This is a white-box attack on X, not a black-box one."},
+    "blackbox-transfer": {"title": "Black-box results, transfer mode", "row_header": "Substitute",
+                          "rows": {a: a for a in "ABCDE"}, "row_of": lambda r: r.get("substitute"),
+                          "per_defense_sets": True,
+                          "note": "A real black-box attack: a substitute of this architecture is trained on labels "
+                                  "queried from the target (classifier behind the defense) with Jacobian "
+                                  "augmentation; FGSM crafted on it is classified by the target."},
+    "adaptive": {"title": "Adaptive attacks (through the defense)", "row_header": "Attack",
+                 "rows": ADAPTIVE_ROWS, "row_of": lambda r: r["attack"], "per_defense_sets": True,
+                 "note": "Each attack is crafted against the whole pipeline classifier(VAE(x)) of its column "
+                         "(No Defense: against the classifier alone); compare with the defense-unaware white-box "
+                         "table."},
+}
+KINDS = (*ROW_KINDS, "overpowered")
+OVERPOWERED_ROWS = {"accuracy": "Accuracy", "original_accuracy": "Original Accuracy",
+                    "accuracy_within_budget": "Accuracy (L2 budget met)",
+                    "original_accuracy_within_budget": "Original Accuracy (L2 budget met)",
+                    "budget_fraction": "L2 budget met (fraction of pairs)", "mean_l2": "Mean L2 distance",
+                    "clean": "Clean accuracy through the VAE"}
+UNBOUNDED = {"mean_l2"}  # metrics that are not fractions
+
+
 @dataclass
-class WhiteboxTable:
+class ResultTable:
+    kind: str
     dataset: str
     split: str
     n: int
-    columns: list[str]  # "No Attack", "No Defense", then defense names
-    rows: list[dict] = field(default_factory=list)  # {"attack": label, "accuracy": [...], "agreement": [...]}
-    skipped: list[str] = field(default_factory=list)  # files whose attack has no row (clean-set evaluations)
+    columns: list[str]  # column names after the row header
+    row_header: str = "Attack"
+    rows: list[dict] = field(default_factory=list)  # {"attack": label, "key": key, <metric>: [cells]}
+    metrics: dict = field(default_factory=lambda: dict(METRICS))  # metric -> caption opening
+    skipped: list[str] = field(default_factory=list)  # files without a row here (clean-set evaluations)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return ROW_KINDS[self.kind]["title"] if self.kind in ROW_KINDS else "Overpowered Attack (latent space)"
 
     def caption(self, metric: str) -> str:
-        return (f"{METRICS[metric]}: {self.dataset} {self.split}, n = {self.n} per attack.\n"
-                "The attacks target the classifier alone (defense-unaware); a defense column classifies the VAE's "
-                "output for the adversarial image, No Attack the clean image without defense.")
+        note = ROW_KINDS[self.kind]["note"] if self.kind in ROW_KINDS else ""
+        return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} per cell.",
+                           *([note] if note else []), *self.notes])
+
+
+WhiteboxTable = ResultTable  # the name earlier releases used
 
 
 def expand_paths(paths) -> list[Path]:
@@ -52,8 +96,8 @@ def expand_paths(paths) -> list[Path]:
     return files
 
 
-def load_result(path) -> dict:
-    """One validated white-box result; anything else is an error naming the file."""
+def load_result(path, kind: str = "whitebox") -> dict:
+    """One validated result of ``kind``; anything else is an error naming the file."""
     path = Path(path)
     try:
         result = json.loads(path.read_text())
@@ -62,13 +106,14 @@ def load_result(path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MadvaeError(f"not a readable JSON file ({exc})", path) from None
     if not isinstance(result, dict) or result.get("encoding-type") != RESULT_TYPE:
-        kind = result.get("encoding-type") if isinstance(result, dict) else type(result).__name__
-        raise MadvaeError(f"not a madvae result (encoding-type {kind!r})", path)
+        found = result.get("encoding-type") if isinstance(result, dict) else type(result).__name__
+        raise MadvaeError(f"not a madvae result (encoding-type {found!r})", path)
     version = str(result.get("encoding-version", ""))
     if version.split(".")[0] != RESULT_VERSION.split(".")[0]:
         raise MadvaeError(f"unsupported result encoding-version {version!r}", path)
-    if result.get("kind") != "whitebox":
-        raise MadvaeError(f"a {result.get('kind')!r} result does not belong in the white-box table", path)
+    if result.get("kind") != kind:
+        raise MadvaeError(f"a {result.get('kind')!r} result does not belong in the {kind} table", path,
+                          hint=f"pass --kind {result.get('kind')}" if result.get("kind") in KINDS else None)
     defense = result.get("defense")
     try:
         if not isinstance(defense, dict) or not isinstance(defense.get("name"), str):
@@ -76,17 +121,26 @@ def load_result(path) -> dict:
         for key in ("dataset", "split", "n", "attack"):
             if key not in result:
                 raise KeyError(key)
-        needed = ["clean"]
-        if result["attack"] != "none":
-            needed.append("no_defense")
-            if defense["name"] != "none":
-                needed.append("defended")
-        for key in needed:
-            for metric in METRICS:
-                group = result.get("metrics", {}).get(key) if isinstance(result.get("metrics"), dict) else None
-                value = group.get(metric) if isinstance(group, dict) else None
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
-                    raise KeyError(f"metrics.{key}.{metric} (got {value!r}, expected a number in [0, 1])")
+        if kind == "overpowered":
+            needed = {"metrics": list(OVERPOWERED_ROWS)}
+        else:
+            groups = ["clean"]
+            if result["attack"] != "none":
+                groups.append("no_defense")
+                if defense["name"] != "none":
+                    groups.append("defended")
+            needed = {f"metrics.{group}": list(METRICS) for group in groups}
+        for where, names in needed.items():
+            group = result
+            for part in where.split("."):
+                group = group.get(part) if isinstance(group, dict) else None
+            for name in names:
+                value = group.get(name) if isinstance(group, dict) else None
+                bounded = name not in UNBOUNDED
+                if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                        or value < 0 or (bounded and value > 1)):
+                    expected = "a number in [0, 1]" if bounded else "a number >= 0"
+                    raise KeyError(f"{where}.{name} (got {value!r}, expected {expected})")
     except (KeyError, TypeError) as exc:
         missing = exc.args[0] if isinstance(exc, KeyError) else exc
         raise MadvaeError(f"result is missing or has a malformed field: {missing}", path) from None
@@ -103,68 +157,132 @@ def _same(results: dict, key, what: str) -> None:
         raise MadvaeError(f"results of different {what} cannot share one table ({sides})")
 
 
-def build_whitebox_table(result_paths) -> WhiteboxTable:
-    results = {path: load_result(path) for path in expand_paths(result_paths)}
+def _load_all(result_paths, kind: str) -> dict:
+    results = {path: load_result(path, kind) for path in expand_paths(result_paths)}
     _same(results, lambda r: (r["dataset"], r["split"]), "datasets or splits")
     _same(results, lambda r: r["n"], "sample counts n")
-    _same(results, lambda r: r.get("classifier_sha256", ""), "classifiers (classifier_sha256)")
-    first = next(iter(results.values()))
-    table = WhiteboxTable(first["dataset"], first["split"], first["n"], list(BASE_COLUMNS))
+    if kind != "blackbox-paper":  # there each row has its own (substitute) classifier
+        _same(results, lambda r: r.get("classifier_sha256", ""), "classifiers (classifier_sha256)")
+    return results
 
-    by_attack: dict[str, dict] = {}
+
+def _defense_columns(names) -> list[str]:
+    """The paper's columns first, then any other defense alphabetically."""
+    names = set(names) - {"none"}
+    return [d for d in DEFENSE_ORDER if d in names] + sorted(names - set(DEFENSE_ORDER))
+
+
+def _unique_per_defense(group: dict, what: str) -> None:
+    seen: dict[str, Path] = {}
+    for path, result in group.items():
+        name = result["defense"]["name"]
+        if name in seen:
+            raise MadvaeError(f"two {what} results for defense {name!r}: {seen[name]}, {path}",
+                              hint="pass only one of them")
+        seen[name] = path
+
+
+def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
+    """Rows (attacks or substitutes) x No Attack, No Defense and one column per defense, per metric."""
+    if kind not in ROW_KINDS:
+        raise MadvaeError(f"unknown table kind {kind!r}", hint=f"choose one of {', '.join(KINDS)}")
+    spec = ROW_KINDS[kind]
+    results = _load_all(result_paths, kind)
+    first = next(iter(results.values()))
+    table = ResultTable(kind, first["dataset"], first["split"], first["n"], list(BASE_COLUMNS),
+                        row_header=spec["row_header"])
+    by_row: dict[str, dict] = {}
     for path, result in results.items():
-        if result["attack"] not in ATTACK_ROWS:
+        key = spec["row_of"](result)
+        if key not in spec["rows"]:
             table.skipped.append(str(path))
             continue
-        by_attack.setdefault(result["attack"], {})[path] = result
-    defenses = {r["defense"]["name"] for group in by_attack.values() for r in group.values()} - {"none"}
-    # the paper's columns first, then any other defense alphabetically
-    table.columns += [d for d in DEFENSE_ORDER if d in defenses] + sorted(defenses - set(DEFENSE_ORDER))
-
-    for attack, label in ATTACK_ROWS.items():
-        group = by_attack.get(attack)
+        by_row.setdefault(key, {})[path] = result
+    table.columns += _defense_columns(r["defense"]["name"] for g in by_row.values() for r in g.values())
+    extra = kind == "blackbox-transfer"
+    if extra:
+        table.metrics["substitute_agreement"] = ("Substitute agreement with the target on the evaluated clean "
+                                                 "images (how well the attacker's copy learned the target)")
+        queries = sorted({int(r.get("queries", 0)) for g in by_row.values() for r in g.values()})
+        table.notes.append(f"Oracle queries per substitute: {', '.join(map(str, queries))}.")
+    for key, label in spec["rows"].items():
+        group = by_row.get(key)
         if not group:
             continue
-        # every result of one attack evaluates the same adversarial set; the baselines must therefore agree
-        _same(group, lambda r: r.get("set_sha256", ""), f"{attack} sets (set_sha256)")
-        seen: dict[str, Path] = {}
-        for path, result in group.items():
-            name = result["defense"]["name"]
-            if name != "none" and name in seen:
-                raise MadvaeError(f"two {attack} results for defense {name!r}: {seen[name]}, {path}",
-                                  hint="pass only one of them")
-            seen[name] = path
-        row = {"attack": label, "key": attack}
+        _unique_per_defense(group, key)
+        if not spec["per_defense_sets"]:
+            # one adversarial set per row, whatever the defense: the baselines must agree
+            _same(group, lambda r: r.get("set_sha256", ""), f"{key} sets (set_sha256)")
+        baseline = next((r for r in group.values() if r["defense"]["name"] == "none"), None)
+        if baseline is None and not spec["per_defense_sets"]:
+            baseline = next(iter(group.values()))
+        row = {"attack": label, "key": key}
         for metric in METRICS:
-            any_result = next(iter(group.values()))["metrics"]
-            cells = {"No Attack": any_result["clean"][metric], "No Defense": any_result["no_defense"][metric]}
+            any_result = next(iter(group.values()))
+            cells = {"No Attack": any_result["metrics"]["clean"][metric],
+                     "No Defense": baseline["metrics"]["no_defense"][metric] if baseline else None}
             for result in group.values():
                 if result["defense"]["name"] != "none":
                     cells[result["defense"]["name"]] = result["metrics"]["defended"][metric]
             row[metric] = [cells.get(column) for column in table.columns]
+        if extra:
+            cells = {("No Defense" if r["defense"]["name"] == "none" else r["defense"]["name"]):
+                     r.get("substitute_agreement") for r in group.values()}
+            row["substitute_agreement"] = [cells.get(column) for column in table.columns]
         table.rows.append(row)
     if not table.rows:
-        raise MadvaeError("no white-box attack results among the files (only clean-set evaluations)")
+        raise MadvaeError(f"no {kind} results with a table row among the files (only clean-set evaluations?)")
     return table
+
+
+def build_whitebox_table(result_paths) -> ResultTable:
+    return build_row_table(result_paths, "whitebox")
+
+
+def build_overpowered_table(result_paths) -> ResultTable:
+    """Table 3's shape: one row per metric, one column per defense (identity is the baseline)."""
+    results = _load_all(result_paths, "overpowered")
+    _unique_per_defense(results, "overpowered")
+    first = next(iter(results.values()))
+    by_defense = {r["defense"]["name"]: r for r in results.values()}
+    columns = _defense_columns(by_defense)
+    table = ResultTable("overpowered", first["dataset"], first["split"], first["n"], columns, row_header="Metric",
+                        metrics={"value": "Overpowered Attack: classifier(VAE(G(z*))) against the true label"})
+    norms = first.get("params", {}).get("norms")
+    table.notes.append("Accuracy: over all (image, robustness norm) pairs; Original Accuracy: images correct "
+                       "under every norm" + (f" (norms {', '.join(map(str, norms))})" if norms else "") +
+                       ". The L2-budget rows keep only attacks whose G(z*) stayed within the distance budget.")
+    for key, label in OVERPOWERED_ROWS.items():
+        table.rows.append({"attack": label, "key": key,
+                           "value": [by_defense[c]["metrics"][key] if c in by_defense else None for c in columns]})
+    return table
+
+
+def build_table(result_paths, kind: str = "whitebox") -> ResultTable:
+    return build_overpowered_table(result_paths) if kind == "overpowered" else build_row_table(result_paths, kind)
 
 
 def _cell(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
-def write_tables(result_paths, out_dir, name: str = "whitebox") -> dict:
-    """Write {name}_accuracy.csv, {name}_agreement.csv and {name}.md into out_dir; return their paths."""
+def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "whitebox") -> dict:
+    """Write {name}_accuracy.csv and {name}_agreement.csv (overpowered: {name}.csv) and {name}.md into out_dir;
+    name defaults to the kind. Returns {"files": {metric or "markdown": path}, "table": table}."""
+    name = name or kind
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise MadvaeError(f"--name {name!r} must be a plain file name stem")
-    table = build_whitebox_table(result_paths)
+    table = build_table(result_paths, kind)
     out_dir = Path(out_dir)
     written = {}
-    for metric in METRICS:
-        path = out_dir / f"{name}_{metric}.csv"
+    # one CSV per metric; extra views (the transfer mode's substitute agreement) live in the Markdown and JSONs
+    csv_metrics = [metric for metric in table.metrics if metric in METRICS] or list(table.metrics)
+    for metric in csv_metrics:
+        path = out_dir / (f"{name}.csv" if len(csv_metrics) == 1 and metric not in METRICS else f"{name}_{metric}.csv")
         with atomic_output(path) as tmp:
             with open(tmp, "w", newline="") as handle:
                 writer = csv.writer(handle)
-                writer.writerow(["Attack", *table.columns])
+                writer.writerow([table.row_header, *table.columns])
                 for row in table.rows:
                     writer.writerow([row["attack"], *map(_cell, row[metric])])
         written[metric] = path
@@ -175,11 +293,12 @@ def write_tables(result_paths, out_dir, name: str = "whitebox") -> dict:
     return {"files": written, "table": table}
 
 
-def _markdown(table: WhiteboxTable) -> str:
-    lines = [f"# White-box results: {table.dataset} {table.split}", ""]
-    for metric in METRICS:
-        lines += [f"## {metric.capitalize()}", "",
-                  "| Attack | " + " | ".join(table.columns) + " |",
+def _markdown(table: ResultTable) -> str:
+    lines = [f"# {table.title}: {table.dataset} {table.split}", ""]
+    for metric in table.metrics:
+        if len(table.metrics) > 1:
+            lines += [f"## {metric.replace('_', ' ').capitalize()}", ""]
+        lines += [f"| {table.row_header} | " + " | ".join(table.columns) + " |",
                   "|---|" + "---:|" * len(table.columns)]
         lines += [f"| {row['attack']} | " + " | ".join(map(_cell, row[metric])) + " |" for row in table.rows]
         lines.append("")

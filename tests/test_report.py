@@ -71,7 +71,7 @@ def test_tables_put_each_value_in_its_row_and_column(results_dir, tmp_path):
     ]
     markdown = (out / "t1.md").read_text()
     assert "## Accuracy" in markdown and "## Agreement" in markdown
-    assert markdown.count("mnist-5k test, n = 1000 per attack") == 2
+    assert markdown.count("mnist-5k test, n = 1000 per cell") == 2
     assert markdown.count("defense-unaware") == 2
     accuracy_part, agreement_part = markdown.split("## Agreement")
     assert "| PGD | 0.9700 | 0.0100 | 0.8100 |  | 0.9100 |  |" in accuracy_part
@@ -119,3 +119,71 @@ def test_duplicate_defense_results_are_refused(results_dir):
                                                         defended=(0.7, 0.7)))
     with pytest.raises(MadvaeError, match="two pgd results for defense 'vanilla'"):
         build_whitebox_table([results_dir])
+
+
+def with_kind(payload, kind, **extra):
+    return {**payload, "kind": kind, **extra}
+
+
+def test_transfer_table_takes_no_defense_from_the_undefended_target_and_lists_agreement(tmp_path):
+    folder = tmp_path / "bb"
+    folder.mkdir()
+    # each target gets its own substitute and adversarial set: No Defense must come from the 'none' result
+    write(folder, "a-none.json", with_kind(result("fgsm", "none", no_defense=(0.21, 0.22)), "blackbox-transfer",
+                                           substitute="A", queries=9600, substitute_agreement=0.8, set_sha256="x"))
+    write(folder, "a-van.json", with_kind(result("fgsm", "vanilla", no_defense=(0.5, 0.5), defended=(0.9, 0.91)),
+                                          "blackbox-transfer", substitute="A", queries=9600,
+                                          substitute_agreement=0.7, set_sha256="y"))
+    write(folder, "b-van.json", with_kind(result("fgsm", "vanilla", no_defense=(0.5, 0.5), defended=(0.8, 0.81)),
+                                          "blackbox-transfer", substitute="B", queries=9600,
+                                          substitute_agreement=0.6))
+    outcome = runner.invoke(app, ["report", str(folder), "--out-dir", str(tmp_path / "t"),
+                                  "--kind", "blackbox-transfer"])
+    assert outcome.exit_code == 0, outcome.output
+    header = ["Substitute", "No Attack", "No Defense", "vanilla"]
+    assert read_csv(tmp_path / "t" / "blackbox_transfer_accuracy.csv") == [
+        header, ["A", "0.9700", "0.2100", "0.9000"], ["B", "0.9700", "", "0.8000"]]
+    markdown = (tmp_path / "t" / "blackbox_transfer.md").read_text()
+    agreement_part = markdown.split("## Substitute agreement")[1]
+    assert "| A |  | 0.8000 | 0.7000 |" in agreement_part and "| B |  |  | 0.6000 |" in agreement_part
+    assert "Oracle queries per substitute: 9600." in markdown and "real black-box" in markdown
+
+
+def test_paper_mode_is_named_white_box_on_the_substitute(tmp_path):
+    folder = tmp_path / "bp"
+    folder.mkdir()
+    write(folder, "c.json", with_kind(result("fgsm", "combined", defended=(0.9, 0.9)), "blackbox-paper",
+                                      substitute="C"))
+    written = write_tables([folder], tmp_path / "t", kind="blackbox-paper")
+    assert "white-box attack on X" in written["files"]["markdown"].read_text()
+    assert read_csv(written["files"]["accuracy"])[1] == ["C", "0.9700", "0.0300", "0.9000"]
+
+
+def overpowered(defense, accuracy, mean_l2=3.5):
+    metrics = {key: accuracy for key in ("accuracy", "original_accuracy", "accuracy_within_budget",
+                                         "original_accuracy_within_budget", "budget_fraction", "clean")}
+    metrics.update(original_accuracy=accuracy / 2, mean_l2=mean_l2)
+    payload = result("overpowered", defense, defended=(0, 0))
+    return {**payload, "kind": "overpowered", "params": {"norms": [1.0, 2.5]}, "metrics": metrics}
+
+
+def test_overpowered_table_has_one_row_per_metric_and_identity_last(tmp_path):
+    folder = tmp_path / "op"
+    folder.mkdir()
+    write(folder, "i.json", overpowered("identity", 0.3))
+    write(folder, "v.json", overpowered("vanilla", 0.4, mean_l2=4.25))
+    written = write_tables([folder], tmp_path / "t", kind="overpowered")
+    rows = read_csv(written["files"]["value"])
+    assert written["files"]["value"].name == "overpowered.csv"
+    assert rows[0] == ["Metric", "vanilla", "identity"]
+    assert rows[1] == ["Accuracy", "0.4000", "0.3000"] and rows[2] == ["Original Accuracy", "0.2000", "0.1500"]
+    assert ["Mean L2 distance", "4.2500", "3.5000"] in rows
+    write(folder, "bad.json", overpowered("combined", 1.5))
+    with pytest.raises(MadvaeError, match=r"metrics.accuracy .*expected a number in \[0, 1\]"):
+        write_tables([folder], tmp_path / "t2", kind="overpowered")
+
+
+def test_a_result_of_another_kind_names_the_kind_to_ask_for(results_dir, tmp_path):
+    write(results_dir, "adaptive.json", with_kind(result("pgd-e2e", "vanilla", defended=(0.1, 0.1)), "adaptive"))
+    outcome = runner.invoke(app, ["report", str(results_dir), "--out-dir", str(tmp_path / "o")])
+    assert outcome.exit_code == 2 and "--kind adaptive" in outcome.output, outcome.output
