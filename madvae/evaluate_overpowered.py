@@ -1,0 +1,169 @@
+"""The Overpowered attack (paper section 3.3, Table 3) against one VAE purifier, written as a result JSON.
+
+The VAE plays both parts: its decoder G is attacked in latent space, and the defended prediction is
+classifier(VAE(G(z*))) with the VAE decoding the posterior mean.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from madvae.attacks.overpowered import (IMAGE_PIXELS, OPTIMISER_DEFAULTS, OVERPOWERED_PRESETS, THRESHOLD, l2_budget,
+                                        overpowered_attack)
+from madvae.errors import MadvaeError
+from madvae.evaluate import load_classifier, load_defense, result_header, write_json
+from madvae.store import open_set
+from madvae.util import atomic_output, resolve_device, seed_everything
+
+FIGURE_IMAGES = 10
+
+
+def _resolve(preset, norms, restarts, steps, noise_samples, limit, available: int) -> dict:
+    if preset not in OVERPOWERED_PRESETS:
+        raise MadvaeError(f"unknown overpowered preset {preset!r}",
+                          hint=f"choose one of {', '.join(OVERPOWERED_PRESETS)}")
+    base = OVERPOWERED_PRESETS[preset]
+    try:
+        norms = [float(v) for v in (base["norms"] if norms is None else norms)]
+    except (TypeError, ValueError):
+        raise MadvaeError(f"norms {norms!r} must be numbers", hint="the paper's are 1.0 2.5 3.0 3.5") from None
+    params = {"preset": preset, "norms": norms,
+              "restarts": base["restarts"] if restarts is None else restarts,
+              "steps": base["steps"] if steps is None else steps,
+              "noise_samples": base["noise_samples"] if noise_samples is None else noise_samples}
+    # noise beyond L2 28 (an all-white image) is meaningless for 28 x 28 images in [0, 1]
+    if not params["norms"] or any(not 0 <= v <= math.sqrt(IMAGE_PIXELS) for v in params["norms"]):
+        raise MadvaeError(f"norms {params['norms']} must be one or more numbers in [0, 28]",
+                          hint="the paper's are 1.0 2.5 3.0 3.5")
+    for name in ("restarts", "steps", "noise_samples"):
+        if isinstance(params[name], bool) or not isinstance(params[name], int) or params[name] < 1:
+            raise MadvaeError(f"{name} must be a whole number >= 1 (got {params[name]!r})")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= available):
+        raise MadvaeError(f"--limit {limit!r} is out of range: the set holds {available} images",
+                          hint=f"give 1..{available}")
+    params["n"] = limit if limit is not None else min(base["n"], available)
+    return params
+
+
+def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_name: str | None = None,
+                         preset: str = "quick", norms=None, restarts: int | None = None, steps: int | None = None,
+                         noise_samples: int | None = None, limit: int | None = None, batch_size: int = 100,
+                         device: str = "auto", seed: int = 0, progress: bool = True, figure=None) -> dict:
+    """Attack the first ``limit`` clean images of ``set_path`` (default: the preset's n) once per norm.
+
+    Metrics over the (image, norm) pairs, each pair correct when classifier(VAE(x_star)) is the true label:
+      accuracy                         correct pairs / all pairs (the paper's "Accuracy")
+      original_accuracy                images correct under every norm / images (the paper's "Original Accuracy")
+      accuracy_within_budget           correct pairs / pairs whose x_star is within the L2 budget
+      original_accuracy_within_budget  among images within the budget under EVERY norm, those correct under
+                                       every norm (an image with one out-of-budget norm is left out: its
+                                       all-norm verdict would mix budgets)
+      budget_fraction, mean_l2         pairs within the budget; mean ||x_star - x|| over pairs
+      clean                            accuracy of classifier(VAE(x)) on the clean images
+    A within-budget number with no pairs to count is null. ``figure``: a PNG of the first images at the first
+    norm (clean above, x_star below, with their L2 distances)."""
+    if vae_path is None:
+        raise MadvaeError("the overpowered attack needs a VAE: it attacks the decoder's latent space",
+                          hint="give --vae PATH")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
+    dev = resolve_device(device)
+    seed_everything(seed)
+    with open_set(set_path) as reader:
+        params = _resolve(preset, norms, restarts, steps, noise_samples, limit, len(reader))
+        classifier, classifier_ckpt = load_classifier(classifier_path, dev)
+        vae, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name)
+        n = params["n"]
+        data = reader.read(0, n, ["x_clean", "y"])
+        x_all, labels = torch.from_numpy(data["x_clean"]), data["y"]
+        # one generator for every noise draw: the run is a function of the seed (bit-identical on CPU)
+        generator = torch.Generator(device=dev).manual_seed(seed)
+        batches = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+        bar = tqdm(total=len(params["norms"]) * len(batches) * params["steps"], unit="step", mininterval=1.0,
+                   desc=f"overpowered vs {defense['name']}", disable=not progress)
+        runs = []  # per norm: dict of numpy arrays over the n images
+        for norm in params["norms"]:
+            parts = []
+            for start, stop in batches:
+                x = x_all[start:stop].to(dev)
+                y = torch.from_numpy(labels[start:stop]).to(dev)
+                attacked = overpowered_attack(vae, classifier, x, y, norm=norm, restarts=params["restarts"],
+                                              steps=params["steps"], noise_samples=params["noise_samples"],
+                                              generator=generator, on_step=lambda *_: bar.update(1),
+                                              **OPTIMISER_DEFAULTS)
+                bar.update(params["steps"] - attacked["steps_run"])  # early stop: skip the bar ahead
+                with torch.inference_mode():
+                    predicted = classifier(purifier(attacked["x_star"])).argmax(1)
+                parts.append({"x_star": attacked["x_star"].detach().cpu().numpy(),
+                              "l2": attacked["l2"].detach().cpu().numpy(),
+                              "met_budget": attacked["met_budget"].cpu().numpy(),
+                              "predicted": predicted.cpu().numpy()})
+            runs.append({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+        bar.close()
+        with torch.inference_mode():
+            clean_predicted = torch.cat([classifier(purifier(x_all[s:t].to(dev))).argmax(1).cpu()
+                                         for s, t in batches]).numpy()
+        params.update({"threshold_mse": THRESHOLD, "l2_budget": l2_budget(), "seed": seed, **OPTIMISER_DEFAULTS})
+        result = result_header("overpowered", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense,
+                               attack="overpowered", params=params)
+    result.update(overpowered_metrics(runs, labels, clean_predicted, params["norms"]))
+    write_json(out, result)
+    if figure is not None:
+        count = min(FIGURE_IMAGES, n)
+        overpowered_figure(x_all[:count].numpy(), runs[0]["x_star"][:count], runs[0]["l2"][:count], figure,
+                           title=f"Overpowered attack on {defense['name']}, norm {params['norms'][0]}")
+    return result
+
+
+def _mean(values) -> float | None:
+    return float(np.mean(values)) if np.size(values) else None
+
+
+def overpowered_metrics(runs, labels, clean_predicted, norms) -> dict:
+    """``runs``: per norm, arrays predicted / met_budget / l2 over the same images. See evaluate_overpowered."""
+    correct = np.stack([run["predicted"] == labels for run in runs], 1)  # images x norms
+    met = np.stack([run["met_budget"] for run in runs], 1)
+    l2 = np.stack([run["l2"] for run in runs], 1)
+    all_met = met.all(1)
+    metrics = {"accuracy": _mean(correct), "original_accuracy": _mean(correct.all(1)),
+               "accuracy_within_budget": _mean(correct[met]),
+               "original_accuracy_within_budget": _mean(correct.all(1)[all_met]),
+               "budget_fraction": _mean(met), "mean_l2": _mean(l2),
+               "clean": _mean(clean_predicted == labels)}
+    per_norm = {str(norm): {"accuracy": _mean(correct[:, k]), "mean_l2": _mean(l2[:, k]),
+                            "budget_fraction": _mean(met[:, k]),
+                            "accuracy_within_budget": _mean(correct[met[:, k], k])}
+                for k, norm in enumerate(norms)}
+    return {"metrics": metrics, "per_norm": per_norm}
+
+
+def overpowered_figure(clean, attacked, l2, png_path, *, title: str | None = None, dpi: int = 150) -> None:
+    """Like the paper's Figure 7: clean digits in the top row, their attack outputs G(z*) below, each with
+    its L2 distance. ``clean``/``attacked``: K x 1 x 28 x 28 arrays in [0, 1]."""
+    # Figure + Agg canvas directly: no pyplot global state, no display needed
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    count = len(clean)
+    if count == 0:
+        raise MadvaeError("no images to draw", png_path)
+    fig = Figure(figsize=(1.1 * count + 0.4, 2.9), dpi=dpi)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, count, squeeze=False)
+    for k in range(count):
+        for row, image in enumerate((clean[k], attacked[k])):
+            ax = axes[row][k]
+            ax.imshow(np.asarray(image).reshape(28, 28), cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[1][k].set_xlabel(f"L2 {float(l2[k]):.3f}", fontsize=9)
+    axes[0][0].set_ylabel("clean", fontsize=9)
+    axes[1][0].set_ylabel("G(z*)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_output(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)

@@ -1,0 +1,192 @@
+"""The Overpowered attack: the per-row margin, the attack's invariants on random weights, the evaluation JSON and
+figure, and bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from madvae.attacks.overpowered import (OVERPOWERED_PRESETS, THRESHOLD, l2_budget, margin,
+                                        overpowered_attack)
+from madvae.checkpoint import save_checkpoint
+from madvae.errors import MadvaeError
+from madvae.evaluate import load_classifier
+from madvae.evaluate_overpowered import evaluate_overpowered, overpowered_metrics
+from madvae.models import DefenseVAE
+from madvae.store import open_set
+
+TINY = {"restarts": 2, "steps": 4, "noise_samples": 2}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These batches are a few images: one thread runs them several times faster than two, whose
+    synchronisation dominates (by 10x on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def buggy_margin(logits, y):
+    """The original's runner-up: every label of the batch masked in every row."""
+    masked = logits.clone()
+    masked[:, y] = -1e4
+    return logits[torch.arange(len(y)), y] - masked.max(1).values
+
+
+def test_margin_masks_only_each_rows_own_label():
+    logits = torch.tensor([[5.0, 4.0, 1.0, 0.0],   # y=0: runner-up class 1 -> 1
+                           [3.0, 6.0, 2.0, 0.0],   # y=1: runner-up class 0 -> 3
+                           [0.0, 7.0, 3.0, 2.0]])  # y=2: runner-up class 1 -> -4 (misclassified)
+    y = torch.tensor([0, 1, 2])
+    assert margin(logits, y).tolist() == [1.0, 3.0, -4.0]
+    # masking classes 0, 1 and 2 everywhere leaves class 3 as every row's "runner-up"
+    assert buggy_margin(logits, y).tolist() == [5.0, 6.0, 1.0]
+
+
+@pytest.fixture(scope="module")
+def models(random_classifier):
+    torch.manual_seed(1)
+    classifier, _ = load_classifier(random_classifier, torch.device("cpu"))
+    return DefenseVAE().eval(), classifier
+
+
+@pytest.fixture(scope="module")
+def digits(clean_test_set):
+    with open_set(clean_test_set) as reader:
+        batch = reader.read(0, 4)
+    return torch.from_numpy(batch["x_clean"]), torch.from_numpy(batch["y"])
+
+
+def _attack(models, digits, seed=0, **overrides):
+    vae, classifier = models
+    x, y = digits
+    options = {"norm": 1.0, **TINY, **overrides}
+    return overpowered_attack(vae, classifier, x, y, generator=torch.Generator().manual_seed(seed), **options)
+
+
+def test_outputs_have_the_right_shapes_ranges_and_distances(models, digits):
+    x, _ = digits
+    out = _attack(models, digits)
+    assert out["x_star"].shape == x.shape and out["z_star"].shape == (4, 128)
+    assert out["x_star"].min() >= 0 and out["x_star"].max() <= 1
+    for key in ("l2", "mse", "margin", "margin_start", "met_budget", "done"):
+        assert out[key].shape == (4,), key
+    assert torch.allclose(out["l2"], (out["x_star"] - x).flatten(1).norm(dim=1))
+    assert torch.allclose(out["l2"] ** 2 / 784, out["mse"], rtol=1e-4)
+    assert torch.equal(out["met_budget"], out["mse"] <= THRESHOLD)
+    assert torch.equal(out["met_budget"], out["l2"] <= l2_budget() + 1e-5)
+    assert 1 <= out["steps_run"] <= TINY["steps"]
+    assert l2_budget() == pytest.approx(784 * 0.0051)
+
+
+def test_the_attack_lowers_the_margin_from_the_start(digits):
+    """Without the distance term (LAM 0) the optimiser must drive the noise-free margin down from z0's.
+
+    An untrained MagNet's logits hardly depend on its input and an untrained decoder's output hardly depends on
+    z, so here the decoder's last layer is scaled up and the classifier is a random linear map."""
+    torch.manual_seed(1)
+    vae, classifier = DefenseVAE().eval(), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    with torch.no_grad():
+        vae.decoder[-2].weight.mul_(30.0)
+    x, y = digits
+    out = _attack((vae, classifier), digits, norm=0.0, restarts=1, steps=8, noise_samples=1, lam_init=0.0,
+                  lam_lr=0.0, threshold=1.0)
+    with torch.no_grad():
+        start = margin(classifier(vae.decode(vae.encode(x)[0])), y)
+        end = margin(classifier(out["x_star"]), y)
+    assert torch.allclose(end, out["margin"], atol=1e-5)
+    assert torch.allclose(start, out["margin_start"], atol=1e-5)
+    assert (end < start - 0.01).all()
+
+
+def test_the_attack_is_deterministic_with_a_seed(models, digits):
+    first, second = _attack(models, digits, seed=3), _attack(models, digits, seed=3)
+    for key in ("x_star", "l2", "margin"):
+        assert torch.equal(first[key], second[key]), key
+    assert not torch.equal(first["margin"], _attack(models, digits, seed=4)["margin"])
+
+
+@pytest.fixture(scope="module")
+def vae_checkpoint(tmp_path_factory):
+    torch.manual_seed(2)
+    path = tmp_path_factory.mktemp("vae") / "vae.pt"
+    save_checkpoint(path, kind="vae", arch="defense-vae", model=DefenseVAE(), config={"loss": "vanilla"})
+    return path
+
+
+def test_evaluate_writes_the_result_json_and_the_figure(clean_test_set, random_classifier, vae_checkpoint, tmp_path):
+    out, png = tmp_path / "op.json", tmp_path / "fig" / "op.png"
+    result = evaluate_overpowered(clean_test_set, random_classifier, out, vae_path=vae_checkpoint, limit=6,
+                                  norms=[1.0, 3.0], batch_size=4, device="cpu", progress=False, figure=png, **TINY)
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert saved["kind"] == "overpowered" and saved["attack"] == "overpowered" and saved["n"] == 6
+    assert saved["params"]["norms"] == [1.0, 3.0] and saved["params"]["preset"] == "quick"
+    assert saved["defense"]["name"] == "vanilla"
+    metrics = saved["metrics"]
+    assert set(metrics) == {"accuracy", "original_accuracy", "accuracy_within_budget",
+                            "original_accuracy_within_budget", "budget_fraction", "mean_l2", "clean"}
+    assert metrics["original_accuracy"] <= metrics["accuracy"]
+    assert 0 <= metrics["budget_fraction"] <= 1 and metrics["mean_l2"] > 0
+    if metrics["budget_fraction"] == 0:
+        assert metrics["accuracy_within_budget"] is None
+    assert set(saved["per_norm"]) == {"1.0", "3.0"}
+    assert np.mean([v["accuracy"] for v in saved["per_norm"].values()]) == pytest.approx(metrics["accuracy"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(png.parent.glob(".*.tmp"))
+    again = evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "again.json", vae_path=vae_checkpoint,
+                                 limit=6, norms=[1.0, 3.0], batch_size=4, device="cpu", progress=False, **TINY)
+    assert (again["metrics"], again["per_norm"]) == (result["metrics"], result["per_norm"])  # seeded
+
+
+def test_metrics_follow_their_definitions():
+    labels = np.array([0, 1, 2])
+    runs = [{"predicted": np.array([0, 1, 9]), "met_budget": np.array([True, True, False]), "l2": np.ones(3)},
+            {"predicted": np.array([0, 9, 9]), "met_budget": np.array([True, False, True]), "l2": 3 * np.ones(3)}]
+    out = overpowered_metrics(runs, labels, np.array([0, 1, 2]), [1.0, 2.5])
+    m = out["metrics"]
+    assert m["accuracy"] == pytest.approx(3 / 6) and m["original_accuracy"] == pytest.approx(1 / 3)
+    assert m["accuracy_within_budget"] == pytest.approx(3 / 4)  # pairs (0,1.0) (1,1.0) (0,2.5) ok, (2,2.5) not
+    assert m["original_accuracy_within_budget"] == 1.0  # only image 0 met the budget under both norms
+    assert m["budget_fraction"] == pytest.approx(4 / 6) and m["mean_l2"] == 2.0 and m["clean"] == 1.0
+    assert out["per_norm"]["2.5"] == {"accuracy": pytest.approx(1 / 3), "mean_l2": 3.0,
+                                      "budget_fraction": pytest.approx(2 / 3), "accuracy_within_budget": 0.5}
+    none_met = [{**run, "met_budget": np.zeros(3, bool)} for run in runs]
+    assert overpowered_metrics(none_met, labels, labels, [1.0, 2.5])["metrics"]["accuracy_within_budget"] is None
+
+
+def test_presets_hold_the_papers_settings():
+    assert OVERPOWERED_PRESETS["paper"] == {"n": 1000, "restarts": 20, "steps": 1000, "noise_samples": 100,
+                                            "norms": (1.0, 2.5, 3.0, 3.5)}
+    assert set(OVERPOWERED_PRESETS["quick"]) == set(OVERPOWERED_PRESETS["paper"])
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"vae_path": None}, "needs a VAE"),
+    ({"vae_path": "missing.pt"}, "no such checkpoint"),
+    ({"limit": 0}, "out of range"),
+    ({"limit": 65}, "out of range"),
+    ({"norms": [1.0, -1.0]}, "norms"),
+    ({"norms": [float("nan")]}, "norms"),
+    ({"norms": []}, "norms"),
+    ({"norms": ["big"]}, "norms"),
+    ({"norms": [29.0]}, "norms"),
+    ({"steps": 0}, "steps"),
+    ({"preset": "huge"}, "preset"),
+    ({"batch_size": 0}, "batch-size"),
+])
+def test_bad_input_is_one_clear_error(change, words, clean_test_set, random_classifier, vae_checkpoint, tmp_path):
+    options = {"vae_path": vae_checkpoint, "limit": 2, "device": "cpu", "progress": False, **TINY, **change}
+    if options["vae_path"] == "missing.pt":
+        options["vae_path"] = tmp_path / "missing.pt"
+    with pytest.raises(MadvaeError, match=words):
+        evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "op.json", **options)
+    assert not (tmp_path / "op.json").exists()
+
+
+def test_a_classifier_is_refused_as_the_vae(clean_test_set, random_classifier, tmp_path):
+    with pytest.raises(MadvaeError, match="vae is expected"):
+        evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "op.json", vae_path=random_classifier,
+                             limit=2, device="cpu", progress=False, **TINY)
