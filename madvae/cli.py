@@ -310,8 +310,10 @@ def _summary(metrics: dict) -> str:
     for key, value in metrics.items():
         if isinstance(value, dict):
             parts.append(f"{key} acc {value['accuracy']:.4f} agr {value['agreement']:.4f}")
-        else:
+        elif isinstance(value, (int, float)):
             parts.append(f"{key} {value:.4f}")
+        else:  # e.g. a within-budget accuracy when no attack met the budget
+            parts.append(f"{key} n/a")
     return "; ".join(parts)
 
 

@@ -52,6 +52,7 @@ OVERPOWERED_ROWS = {"accuracy": "Accuracy", "original_accuracy": "Original Accur
                     "budget_fraction": "L2 budget met (fraction of pairs)", "mean_l2": "Mean L2 distance",
                     "clean": "Clean accuracy through the VAE"}
 UNBOUNDED = {"mean_l2"}  # metrics that are not fractions
+NULLABLE = {"accuracy_within_budget", "original_accuracy_within_budget"}  # null when no attack met the budget
 
 
 @dataclass
@@ -136,6 +137,8 @@ def load_result(path, kind: str = "whitebox") -> dict:
                 group = group.get(part) if isinstance(group, dict) else None
             for name in names:
                 value = group.get(name) if isinstance(group, dict) else None
+                if value is None and name in NULLABLE and isinstance(group, dict) and name in group:
+                    continue
                 bounded = name not in UNBOUNDED
                 if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
                         or value < 0 or (bounded and value > 1)):

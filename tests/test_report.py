@@ -187,3 +187,17 @@ def test_a_result_of_another_kind_names_the_kind_to_ask_for(results_dir, tmp_pat
     write(results_dir, "adaptive.json", with_kind(result("pgd-e2e", "vanilla", defended=(0.1, 0.1)), "adaptive"))
     outcome = runner.invoke(app, ["report", str(results_dir), "--out-dir", str(tmp_path / "o")])
     assert outcome.exit_code == 2 and "--kind adaptive" in outcome.output, outcome.output
+
+
+def test_overpowered_within_budget_may_be_null_but_not_missing(tmp_path):
+    folder = tmp_path / "op"
+    folder.mkdir()
+    payload = overpowered("vanilla", 0.4)
+    payload["metrics"]["accuracy_within_budget"] = None  # no attack met the L2 budget: nothing to count
+    write(folder, "v.json", payload)
+    rows = read_csv(write_tables([folder], tmp_path / "t", kind="overpowered")["files"]["value"])
+    assert ["Accuracy (L2 budget met)", ""] in rows
+    del payload["metrics"]["accuracy_within_budget"]
+    write(folder, "v.json", payload)
+    with pytest.raises(MadvaeError, match="accuracy_within_budget"):
+        write_tables([folder], tmp_path / "t2", kind="overpowered")

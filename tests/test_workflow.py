@@ -51,11 +51,19 @@ def effective(overlay=None):
 def expected_counts(config):
     variants = [v for v in config["variants"] if v.get("enabled", True)]
     tests, embed = config["test_attacks"], config["embed"]
-    figures_per_attack = len(embed.get("variants") or variants) * len(embed.get("spaces", ["latent", "output"]))
+    blackbox, adaptive = config.get("blackbox", {}), config.get("adaptive", {})
+    overpowered = config.get("overpowered", {}).get("variants", [])
+    overpowered = len(variants) if overpowered is None else len(overpowered)
+    defenses = 1 + len(variants)
+    paper, transfer, adaptive = (len(blackbox.get("paper", [])), len(blackbox.get("transfer", [])),
+                                 len(adaptive.get("attacks", [])))
     return {"clean_set": 2, "classifier": 1, "gen_train": len(config["train_attacks"]), "gen_test": len(tests),
             "train": len(variants), "attack_defended": len(variants) * len(tests), "attack_undefended": len(tests),
             "embed_clean": 1, "embed_attack": len(embed["attacks"]),
-            "embed_defense": len(embed["attacks"]) * figures_per_attack, "tables": 1, "all": 1}
+            "substitute": paper, "attack_blackbox_paper": defenses * paper,
+            "attack_blackbox_transfer": defenses * transfer, "attack_overpowered": overpowered,
+            "attack_adaptive": defenses * adaptive, "table_overpowered": int(overpowered > 0),
+            "tables": 1 + (paper > 0) + (transfer > 0) + (adaptive > 0), "all": 1}
 
 
 def without_zeros(counts):
@@ -71,8 +79,10 @@ def write_config(tmp_path, config, name="config.yaml"):
 def test_paper_grid_job_counts(tmp_path):
     counts, _ = dry_run(tmp_path, PAPER)
     assert counts == without_zeros(expected_counts(effective(PAPER)))
-    literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 4, "attack_defended": 24,
-               "attack_undefended": 6, "tables": 1}
+    # 4 variants + identity; Tables 1-3 and the adaptive table
+    literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 5, "attack_defended": 30,
+               "attack_undefended": 6, "substitute": 5, "attack_blackbox_paper": 30, "attack_blackbox_transfer": 30,
+               "attack_overpowered": 5, "attack_adaptive": 18, "tables": 4, "table_overpowered": 1}
     assert {rule: counts[rule] for rule in literal} == literal
 
 
@@ -84,7 +94,7 @@ def default_dry_run(tmp_path_factory):
 def test_embedded_default_job_counts(default_dry_run):
     counts, output = default_dry_run
     assert counts == without_zeros(expected_counts(effective()))
-    assert counts["gen_train"] == 7 and counts["attack_defended"] == 24 and counts["embed_defense"] == 24
+    assert counts["gen_train"] == 7 and counts["attack_defended"] == 30 and counts["embed_attack"] == 3  # 5 variants
     assert "--quick --limit 1000" in output  # the CPU-sized CW training set
 
 
@@ -112,11 +122,19 @@ def test_one_more_variant_adds_its_training_evaluations_and_figures(tmp_path, de
     base, _ = default_dry_run
     config = load(DEFAULT)
     config["variants"].append({"name": "combined-g0.5", "loss": "combined", "epochs": 3, "gamma": 0.5})
+    config["embed"]["variants"].append("combined-g0.5")
     counts, output = dry_run(tmp_path, write_config(tmp_path, config))
-    tests, embed = len(config["test_attacks"]), config["embed"]
-    assert counts == {**base, "train": base["train"] + 1, "attack_defended": base["attack_defended"] + tests,
-                      "embed_defense": base["embed_defense"] + len(embed["attacks"]) * len(embed["spaces"])}
+    tests = len(config["test_attacks"])
+    assert counts == without_zeros(expected_counts(config))
+    # one more training, one more column in every table, no other change
+    assert counts["train"] == base["train"] + 1 and counts["attack_defended"] == base["attack_defended"] + tests
+    assert counts["attack_blackbox_paper"] == base["attack_blackbox_paper"] + len(config["blackbox"]["paper"])
+    assert counts["attack_adaptive"] == base["attack_adaptive"] + len(config["adaptive"]["attacks"])
+    assert counts["gen_train"] == base["gen_train"] and counts["embed_attack"] == base["embed_attack"]
     assert "--gamma 0.5" in output and "--defense-name combined-g0.5" in output
+    # its figures come from the same per-attack UMAP jobs, one more --vae each
+    assert output.count("--vae combined-g0.5=") == len(config["embed"]["attacks"])
+    assert "figures/umap/fgsm/combined-g0.5_latent.png" in output
 
 
 @pytest.mark.parametrize("config, needles", [
@@ -151,11 +169,24 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     for table in ("whitebox_accuracy.csv", "whitebox_agreement.csv", "whitebox.md"):
         assert (results / "tables" / table).stat().st_size > 0
     markdown = (results / "tables" / "whitebox.md").read_text()
-    assert "mnist-5k test" in markdown and "n = 32 per attack" in markdown
+    assert "mnist-5k test" in markdown and "n = 32 per cell" in markdown
     header = (results / "tables" / "whitebox_accuracy.csv").read_text().splitlines()[0]
     assert header == "Attack,No Attack,No Defense,vanilla,combined"
+    # Table 2 in both modes, Table 3 and the adaptive table, each with its configured rows and sizes
+    rows = {name: (results / "tables" / name).read_text().splitlines()
+            for name in ("blackbox_paper_accuracy.csv", "blackbox_transfer_accuracy.csv", "adaptive_accuracy.csv",
+                         "overpowered.csv")}
+    assert rows["blackbox_paper_accuracy.csv"][0] == "Substitute,No Attack,No Defense,vanilla,combined"
+    assert [r.split(",")[0] for r in rows["blackbox_paper_accuracy.csv"][1:]] == ["A"]
+    assert [r.split(",")[0] for r in rows["blackbox_transfer_accuracy.csv"][1:]] == ["E"]
+    assert [r.split(",")[0] for r in rows["adaptive_accuracy.csv"][1:]] == ["PGD end-to-end"]
+    assert rows["overpowered.csv"][0] == "Metric,vanilla" and rows["overpowered.csv"][1].startswith("Accuracy,")
+    assert "n = 24 per cell" in (results / "tables" / "blackbox_transfer.md").read_text()  # 32 - 8 held out
+    assert "n = 8 per cell" in (results / "tables" / "adaptive.md").read_text()
+    assert "n = 4 per cell" in (results / "tables" / "overpowered.md").read_text()
     figures = sorted(p.relative_to(results).as_posix() for p in results.glob("figures/**/*.png"))
-    assert figures == ["figures/umap/clean_input.png", "figures/umap/fgsm/input.png"]
+    assert figures == ["figures/overpowered/vanilla.png", "figures/umap/clean_input.png",
+                       "figures/umap/fgsm/input.png"]
     assert (results / "sets" / "test" / "pgd_nb_iter3.h5").exists()
     jobs = sum(expected_counts(config).values())
     assert len(list(results.glob("logs/**/*.log"))) == len(list(results.glob("benchmarks/**/*.tsv"))) == jobs - 1
@@ -164,3 +195,11 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "report.html").read_text()
     assert "UMAP of the clean mnist-5k test images" in html and "whitebox_accuracy.csv" in html
+
+
+@pytest.mark.parametrize("configfile", [None, PAPER])
+def test_lint_reports_nothing(tmp_path, configfile):
+    args = ["--lint"] + (["--configfile", configfile] if configfile else [])
+    done = snakemake(*args, results=tmp_path / "results")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "Lints for" not in output, output[-3000:]

@@ -53,3 +53,113 @@ rule attack_undefended:
     shell:
         "madvae attack --set {input.set} --classifier {input.classifier} {params.options} "
         "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+
+
+# Black-box FGSM (Table 2). paper: crafted on substitute X and classified by X after the defense (the original
+# code's white-box-on-X setting); transfer: a substitute trained from the target pipeline's answers.
+rule attack_blackbox_paper:
+    input:
+        unpack(blackbox_paper_input),
+    output:
+        res("eval/blackbox-paper/{defense}/{arch}.json"),
+    params:
+        options=blackbox_options,
+        device=DEVICE,
+    log:
+        res("logs/eval/blackbox-paper/{defense}/{arch}.log"),
+    benchmark:
+        res("benchmarks/eval/blackbox-paper/{defense}/{arch}.tsv")
+    threads: RES["attack"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["attack"]["mem_mb"],
+        runtime=RES["attack"]["runtime"],
+        cpus_per_task=RES["attack"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae attack --mode blackbox-paper --set {input.set} --substitute {input.substitute} {params.options} "
+        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+
+
+rule attack_blackbox_transfer:
+    input:
+        unpack(defended_input),
+    output:
+        res("eval/blackbox-transfer/{defense}/{arch}.json"),
+    params:
+        options=blackbox_options,
+        device=DEVICE,
+    log:
+        res("logs/eval/blackbox-transfer/{defense}/{arch}.log"),
+    benchmark:
+        res("benchmarks/eval/blackbox-transfer/{defense}/{arch}.tsv")
+    threads: RES["attack"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["attack"]["mem_mb"],
+        runtime=RES["attack"]["runtime"],
+        cpus_per_task=RES["attack"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae attack --mode blackbox-transfer --set {input.set} --classifier {input.classifier} "
+        "--substitute-arch {wildcards.arch} {params.options} --device {params.device} --no-progress "
+        "--out {output} > {log} 2>&1"
+
+
+# The Overpowered Attack (Table 3) in each purifier's latent space, with a Figure-7-like sample.
+rule attack_overpowered:
+    input:
+        set=clean_set("test"),
+        classifier=res("models/classifier.pt"),
+        vae=res("models/vae_{variant}.pt"),
+    output:
+        result=res("eval/overpowered/{variant}.json"),
+        figure=report(res("figures/overpowered/{variant}.png"), caption="../report/overpowered.rst",
+                      category="Overpowered Attack", labels={"purifier": "{variant}"}),
+    params:
+        options=overpowered_options,
+        device=DEVICE,
+    log:
+        res("logs/eval/overpowered/{variant}.log"),
+    benchmark:
+        res("benchmarks/eval/overpowered/{variant}.tsv")
+    threads: RES["attack"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["attack"]["mem_mb"],
+        runtime=RES["attack"]["runtime"],
+        cpus_per_task=RES["attack"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae attack --mode overpowered --set {input.set} --classifier {input.classifier} --vae {input.vae} "
+        "--defense-name {wildcards.variant} {params.options} --figure {output.figure} --device {params.device} "
+        "--no-progress --out {output.result} > {log} 2>&1"
+
+
+# Adaptive attacks through the whole defense (beyond the paper); defense none is plain PGD on the classifier.
+rule attack_adaptive:
+    input:
+        unpack(defended_input),
+    output:
+        res("eval/adaptive/{defense}/{adaptive}.json"),
+    params:
+        options=adaptive_options,
+        device=DEVICE,
+    log:
+        res("logs/eval/adaptive/{defense}/{adaptive}.log"),
+    benchmark:
+        res("benchmarks/eval/adaptive/{defense}/{adaptive}.tsv")
+    threads: RES["attack"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["attack"]["mem_mb"],
+        runtime=RES["attack"]["runtime"],
+        cpus_per_task=RES["attack"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae attack --mode {wildcards.adaptive} --set {input.set} --classifier {input.classifier} "
+        "{params.options} --device {params.device} --no-progress --out {output} > {log} 2>&1"

@@ -21,3 +21,29 @@ rule classifier:
     shell:
         "madvae classifier --train {input.train} --test {input.test} {params.options} --device {params.device} "
         "--no-progress --out {output} > {log} 2>&1"
+
+
+# Paper-mode black-box substitutes (Table 6's A-E), trained on the clean train split like the classifier.
+rule substitute:
+    input:
+        train=clean_set("train"),
+        test=clean_set("test"),
+    output:
+        res("models/substitute_{arch}.pt"),
+    params:
+        epochs=config["blackbox"]["substitute_epochs"],
+        device=DEVICE,
+    log:
+        res("logs/models/substitute_{arch}.log"),
+    benchmark:
+        res("benchmarks/models/substitute_{arch}.tsv")
+    threads: RES["classifier"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["classifier"]["mem_mb"],
+        runtime=RES["classifier"]["runtime"],
+        cpus_per_task=RES["classifier"]["cpus_per_task"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae classifier --train {input.train} --test {input.test} --arch {wildcards.arch} "
+        "--epochs {params.epochs} --device {params.device} --no-progress --out {output} > {log} 2>&1"

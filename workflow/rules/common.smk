@@ -15,7 +15,9 @@ DATASET = config["dataset"]["name"]
 DEVICE = config["device"]
 RES = config["resources"]
 USES_CLASSIFIER = ("classification", "combined")
-TABLES = ("tables/whitebox_accuracy.csv", "tables/whitebox_agreement.csv", "tables/whitebox.md")
+ROW_TABLE_FILES = ("{name}_accuracy.csv", "{name}_agreement.csv", "{name}.md")
+# evaluation folders beside eval/<variant>/: a variant of one of these names would share its paths
+RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive")
 
 
 def res(path):
@@ -62,6 +64,10 @@ def variant_name(entry):
 TRAIN_ATTACKS = by_name(config["train_attacks"], train_setting_name, "train_attacks")
 TEST_ATTACKS = by_name(config["test_attacks"], test_setting_name, "test_attacks")
 VARIANTS = by_name([v for v in config["variants"] if v["enabled"]], variant_name, "variants")
+DEFENSES = ["none", *VARIANTS]
+BLACKBOX = config["blackbox"]
+OVERPOWERED = config["overpowered"]
+ADAPTIVE = config["adaptive"]
 
 
 def check_config():
@@ -74,12 +80,17 @@ def check_config():
             raise WorkflowError(f"config test_attacks: {seen[entry['attack']]!r} and {name!r} are both "
                                 f"{entry['attack']}; the white-box table has one row per attack")
         seen[entry["attack"]] = name
-    embed = config["embed"]
-    for key, known in (("attacks", TEST_ATTACKS), ("variants", VARIANTS)):
-        unknown = sorted(set(embed[key] or ()) - set(known))
+    reserved = sorted(set(VARIANTS) & set(RESERVED_NAMES))
+    if reserved:
+        raise WorkflowError(f"config variants: {', '.join(reserved)} is reserved for an evaluation folder; "
+                            "give the entry another 'name'")
+    for where, names, known in (("embed.attacks", config["embed"]["attacks"], TEST_ATTACKS),
+                                ("embed.variants", config["embed"]["variants"], VARIANTS),
+                                ("overpowered.variants", OVERPOWERED["variants"], VARIANTS)):
+        unknown = sorted(set(names or ()) - set(known))
         if unknown:
-            raise WorkflowError(f"config embed.{key}: {', '.join(unknown)} not among the enabled "
-                                f"{'test_attacks' if key == 'attacks' else 'variants'} ({', '.join(known)})")
+            raise WorkflowError(f"config {where}: {', '.join(unknown)} not among the enabled "
+                                f"{'test_attacks' if known is TEST_ATTACKS else 'variants'} ({', '.join(known)})")
 
 
 check_config()
@@ -104,18 +115,85 @@ def evaluations():
     return [res(f"eval/{defense}/{attack}.json") for defense in ["none", *VARIANTS] for attack in TEST_ATTACKS]
 
 
-def figures():
+def embed_variants():
     embed = config["embed"]
-    variants = VARIANTS if embed["variants"] is None else embed["variants"]
+    return list(VARIANTS) if embed["variants"] is None else embed["variants"]
+
+
+def attack_figure_names():
+    """Figures of one attack, all drawn by its embed_attack job: its inputs, then each variant's spaces."""
+    return ["input"] + [f"{v}_{space}" for v in embed_variants() for space in config["embed"]["spaces"]]
+
+
+def attack_figures(ext, attack="{attack}"):
+    return [res(f"figures/umap/{attack}/{name}.{ext}") for name in attack_figure_names()]
+
+
+def attack_figure_reports():
+    """The PNG outputs of embed_attack, each captioned and labelled for the HTML report."""
+    common = {"category": "UMAP", "subcategory": "{attack}"}
+    figures = [report(res("figures/umap/{attack}/input.png"), caption="../report/umap_attack.rst",
+                      labels={"attack": "{attack}", "figure": "input, predicted label"}, **common)]
+    for v in embed_variants():
+        for space in config["embed"]["spaces"]:
+            figures.append(report(res(f"figures/umap/{{attack}}/{v}_{space}.png"), caption="../report/umap_defense.rst",
+                                  labels={"attack": "{attack}", "figure": f"{v} {space}, predicted label"}, **common))
+    return figures
+
+
+def embed_vaes():
+    return [res(f"models/vae_{v}.pt") for v in embed_variants()] if config["embed"]["spaces"] else []
+
+
+def figures():
     paths = [res("figures/umap/clean_input.png")]
-    for attack in embed["attacks"]:
-        paths.append(res(f"figures/umap/{attack}/input.png"))
-        paths += [res(f"figures/umap/{attack}/{v}_{space}.png") for v in variants for space in embed["spaces"]]
+    for attack in config["embed"]["attacks"]:
+        paths += attack_figures("png", attack)
     return paths
 
 
+def overpowered_variants():
+    return list(VARIANTS) if OVERPOWERED["variants"] is None else OVERPOWERED["variants"]
+
+
+def blackbox_evaluations(mode):
+    return [res(f"eval/blackbox-{mode}/{defense}/{arch}.json") for defense in DEFENSES for arch in BLACKBOX[mode]]
+
+
+def overpowered_evaluations():
+    return [res(f"eval/overpowered/{variant}.json") for variant in overpowered_variants()]
+
+
+def adaptive_evaluations():
+    return [res(f"eval/adaptive/{defense}/{attack}.json") for defense in DEFENSES for attack in ADAPTIVE["attacks"]]
+
+
+# table name -> (madvae report --kind, its evaluations); a table whose grid is empty in the config is absent
+ROW_TABLES = {
+    "whitebox": ("whitebox", evaluations),
+    "blackbox_paper": ("blackbox-paper", lambda: blackbox_evaluations("paper")),
+    "blackbox_transfer": ("blackbox-transfer", lambda: blackbox_evaluations("transfer")),
+    "adaptive": ("adaptive", adaptive_evaluations),
+}
+
+
+def table_evaluations(wildcards):
+    return ROW_TABLES[wildcards.table][1]()
+
+
+def table_kind(wildcards):
+    return ROW_TABLES[wildcards.table][0]
+
+
 def final_outputs():
-    return [res(table) for table in TABLES] + figures()
+    outputs = []
+    for name, (_, evaluations_of) in ROW_TABLES.items():
+        if evaluations_of():
+            outputs += [res(f"tables/{pattern.format(name=name)}") for pattern in ROW_TABLE_FILES]
+    if overpowered_evaluations():
+        outputs += [res("tables/overpowered.csv"), res("tables/overpowered.md")]
+        outputs += [res(f"figures/overpowered/{variant}.png") for variant in overpowered_variants()]
+    return outputs + figures()
 
 
 # --- per-job inputs and command-line options (params functions return shell-quoted text) ---
@@ -189,14 +267,76 @@ def evaluate_options(wildcards):
     return options("--batch-size", config["evaluate"]["batch_size"], "--samples", config["evaluate"]["samples"])
 
 
+def defended_input(wildcards):
+    """The clean test set attacked on the fly, the target classifier, and the purifier unless defense none."""
+    inputs = {"set": clean_set("test"), "classifier": res("models/classifier.pt")}
+    if wildcards.defense != "none":
+        inputs["vae"] = res(f"models/vae_{wildcards.defense}.pt")
+    return inputs
+
+
+def blackbox_paper_input(wildcards):
+    inputs = defended_input(wildcards)
+    del inputs["classifier"]  # the substitute is both the attacked and the classifying model
+    inputs["substitute"] = res(f"models/substitute_{wildcards.arch}.pt")
+    return inputs
+
+
+def defense_items(wildcards, input):
+    return [] if wildcards.defense == "none" else ["--vae", input.vae, "--defense-name", wildcards.defense]
+
+
+def param_items(params):
+    return [item for param in params for item in ("--param", param)]
+
+
+def limit_items(limit):
+    return ["--limit", limit] if limit else []
+
+
+def blackbox_options(wildcards, input):
+    items = defense_items(wildcards, input) + ["--param", f"eps={BLACKBOX['eps']}"]
+    if "substitute" not in input.keys():  # transfer mode
+        items += param_items(BLACKBOX["transfer_params"]) + (["--quick"] if BLACKBOX["quick"] else [])
+    return options(*items, *limit_items(BLACKBOX.get("limit")))
+
+
+def overpowered_options(wildcards):
+    return options("--preset", OVERPOWERED["preset"], *param_items(OVERPOWERED["params"]),
+                   *limit_items(OVERPOWERED.get("limit")))
+
+
+def adaptive_options(wildcards, input):
+    items = defense_items(wildcards, input) + param_items(ADAPTIVE["params"])
+    if ADAPTIVE["quick"]:
+        items.append("--quick")
+    if wildcards.adaptive == "eot" and wildcards.defense != "none":
+        items += ["--samples", ADAPTIVE["eot_defense_samples"]]  # eot attacks the stochastic defense
+    return options(*items, *limit_items(ADAPTIVE.get("limit")))
+
+
 def embed_options(wildcards):
     embed = config["embed"]
     return options("--n", embed["n"], "--width", embed["width"], "--height", embed["height"], "--dpi", embed["dpi"])
 
 
 def embed_prefix(wildcards, output):
-    """madvae embed takes a prefix and writes <prefix>.png and <prefix>.csv."""
+    """madvae embed --out takes a prefix and writes <prefix>.png and <prefix>.csv."""
     return os.path.splitext(output.png)[0]
+
+
+def embed_out_dir(wildcards, output):
+    return os.path.dirname(output.figures[0])
+
+
+def embed_space_options(wildcards):
+    return options(*[item for space in config["embed"]["spaces"] for item in ("--space", space)])
+
+
+def embed_vae_options(wildcards, input):
+    if not config["embed"]["spaces"]:
+        return ""
+    return options(*[item for v, path in zip(embed_variants(), input.vaes) for item in ("--vae", f"{v}={path}")])
 
 
 def table_dir(wildcards, output):

@@ -29,22 +29,26 @@ rule embed_clean:
         "--out {params.prefix} > {log} 2>&1"
 
 
+# One job per attack draws its inputs and every variant's latent and output spaces from the same samples:
+# UMAP's numba compilation (about 20 s on 2 cores) is paid once per job instead of once per figure.
 rule embed_attack:
     input:
         set=res("sets/test/{attack}.h5"),
         classifier=res("models/classifier.pt"),
+        vaes=embed_vaes(),
     output:
-        png=report(res("figures/umap/{attack}/input.png"), caption="../report/umap_attack.rst", category="UMAP",
-                   subcategory="{attack}", labels={"attack": "{attack}", "figure": "input, predicted label"}),
-        csv=res("figures/umap/{attack}/input.csv"),
+        figures=attack_figure_reports(),
+        coordinates=attack_figures("csv"),
     params:
-        prefix=embed_prefix,
+        out_dir=embed_out_dir,
+        spaces=embed_space_options,
+        vaes=embed_vae_options,
         options=embed_options,
         device=DEVICE,
     log:
-        res("logs/figures/umap/{attack}/input.log"),
+        res("logs/figures/umap/{attack}.log"),
     benchmark:
-        res("benchmarks/figures/umap/{attack}/input.tsv")
+        res("benchmarks/figures/umap/{attack}.tsv")
     threads: RES["embed"]["cpus_per_task"]
     resources:
         mem_mb=RES["embed"]["mem_mb"],
@@ -53,36 +57,6 @@ rule embed_attack:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae embed {input.set} --space input --colour predicted --classifier {input.classifier} "
-        "{params.options} --device {params.device} --out {params.prefix} > {log} 2>&1"
-
-
-rule embed_defense:
-    input:
-        set=res("sets/test/{attack}.h5"),
-        classifier=res("models/classifier.pt"),
-        vae=res("models/vae_{variant}.pt"),
-    output:
-        png=report(res("figures/umap/{attack}/{variant}_{space}.png"), caption="../report/umap_defense.rst",
-                   category="UMAP", subcategory="{attack}",
-                   labels={"attack": "{attack}", "figure": "{variant} {space}, predicted label"}),
-        csv=res("figures/umap/{attack}/{variant}_{space}.csv"),
-    params:
-        prefix=embed_prefix,
-        options=embed_options,
-        device=DEVICE,
-    log:
-        res("logs/figures/umap/{attack}/{variant}_{space}.log"),
-    benchmark:
-        res("benchmarks/figures/umap/{attack}/{variant}_{space}.tsv")
-    threads: RES["embed"]["cpus_per_task"]
-    resources:
-        mem_mb=RES["embed"]["mem_mb"],
-        runtime=RES["embed"]["runtime"],
-        cpus_per_task=RES["embed"]["cpus_per_task"],
-    conda:
-        "../envs/madvae.yaml"
-    shell:
-        "madvae embed {input.set} --space {wildcards.space} --vae {input.vae} --colour predicted "
-        "--classifier {input.classifier} {params.options} --device {params.device} --out {params.prefix} "
-        "> {log} 2>&1"
+        "madvae embed {input.set} --out-dir {params.out_dir} --space input {params.spaces} {params.vaes} "
+        "--colour predicted --classifier {input.classifier} {params.options} --device {params.device} "
+        "--no-progress > {log} 2>&1"
