@@ -143,10 +143,27 @@ def gen(
 @app.command()
 @fail_cleanly
 def inspect(
-    paths: Annotated[list[Path], typer.Argument(help="HDF5 sets and/or checkpoints.")],
+    paths: Annotated[list[Path], typer.Argument(help="HDF5 sets, checkpoints and (with --verify) result JSONs.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Read every file in full, then check each recorded SHA-256 (set -> classifier it was "
+                         "crafted on -> VAE trained on it -> results) against the files given or found at their "
+                         "recorded paths. Exit 1 on a mismatch.")] = False,
 ):
     """Summarize sets and checkpoints; exit non-zero on an invalid file."""
+    if verify:
+        from madvae.verify import format_checks, verify_paths
+
+        summaries, checks = verify_paths(paths)
+        if as_json:
+            typer.echo(json.dumps([{"artifact": c.artifact, "role": c.reference.role, "sha256": c.reference.sha256,
+                                    "recorded_path": c.reference.path, "status": c.status, "found": c.found}
+                                   for c in checks], indent=2))
+        else:
+            typer.echo(format_checks(summaries, checks))
+        if any(check.status == "mismatch" for check in checks):
+            raise typer.Exit(1)
+        return
     from madvae.inspect import format_summary, inspect_path
 
     summaries = [inspect_path(path) for path in paths]
