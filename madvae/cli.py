@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from madvae import __version__
-from madvae.errors import MadvaeError
+from madvae.errors import Interrupted, MadvaeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Train, attack and compare Defense-VAE / MAD-VAE purification defenses.")
@@ -66,6 +66,9 @@ def fail_cleanly(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except Interrupted as exc:
+            typer.echo(f"madvae: interrupted: {exc}", err=True)
+            raise typer.Exit(Interrupted.EXIT_CODE) from None
         except MadvaeError as exc:
             typer.echo(f"madvae: error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -12,3 +12,10 @@ class MadvaeError(Exception):
         if hint:
             text += f" ({hint})"
         super().__init__(text)
+
+
+class Interrupted(MadvaeError):
+    """A job stopped on request (SIGTERM: SLURM's timeout or preemption) after saving what it needs to resume.
+    The CLI exits with EXIT_CODE, which the workflow's retry (and SLURM's RequeueExit) treat as "run again"."""
+
+    EXIT_CODE = 75  # EX_TEMPFAIL in sysexits.h: a temporary failure, to be retried

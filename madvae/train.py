@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from madvae.checkpoint import load_checkpoint, save_checkpoint
-from madvae.errors import MadvaeError
+from madvae.errors import Interrupted, MadvaeError
 from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres, total_loss
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
@@ -25,6 +27,28 @@ DEFAULT_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "
 RESUME_FORMAT = "madvae.train-resume"
 # options that may change between an interrupted run and its --resume without changing the result
 RESUMABLE_CHANGES = ("epochs", "sets", "classifier", "device")
+
+
+class TerminationRequest:
+    """Turns SIGTERM (what SLURM sends before killing a job at its time limit or on preemption) into a flag the
+    training loop checks after each batch, so it can save its state first. Only the main thread can install a
+    handler; elsewhere the flag stays down and SIGTERM keeps its default effect."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def resume_path_for(out) -> Path:
@@ -158,7 +182,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             centre_optims[name] = torch.optim.SGD([centres[name]], lr=centre_lr)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config["lr_decay"])
-    history, start = [], 0
+    history, start, skip, partial = [], 0, 0, {}
     if resume and state_path.exists():
         state = _load_state(state_path, fingerprint)
         model.load_state_dict(state["model"])
@@ -169,62 +193,83 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
                 centres[name].copy_(state["centres"][name])
                 centre_optims[name].load_state_dict(state["centre_optimizers"][name])
         history, start = json.loads(state["history"]), state["epoch"]
+        skip, partial = state.get("batch", 0), json.loads(state.get("partial", "{}"))
         if start > config["epochs"]:
             raise MadvaeError(f"the resume state is already at epoch {start}, beyond --epochs {config['epochs']}",
                               state_path)
         torch.set_rng_state(state["rng"])
         if dev.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
-    resumed_from = start if resume and start else None
+    resumed_from = start if resume and (start or skip) else None  # epochs finished before the resume
     names = ["x_clean", "y"] if config["input"] == "x_clean" else ["x_clean", "x_adv", "y"]
     total = count_samples(readers, config["limit"])
     floor = min(config["lr_floor"], config["lr"])
-    for epoch in range(start, config["epochs"]):
-        model.train()
-        started, seen, sums = time.perf_counter(), 0, {}
-        lr_now = optimizer.param_groups[0]["lr"]
-        bar = tqdm(total=total, desc=f"vae {loss} epoch {epoch + 1}/{config['epochs']}", unit="img",
-                   disable=not progress, mininterval=1.0)
-        for batch in shuffled_batches(readers, config["batch_size"], seed=seed, epoch=epoch, names=names,
-                                      limit=config["limit"]):
-            x_in = torch.from_numpy(batch[config["input"]]).to(dev)
-            target = torch.from_numpy(batch["x_clean"]).to(dev)
-            labels = torch.from_numpy(batch["y"]).to(dev)
-            recon, z, mean, logvar = model(x_in)
-            objective, terms = total_loss(loss, weights, recon=recon, target=target, z=z, mean=mean,
-                                          logvar=logvar, labels=labels, classifier=classifier,
-                                          proximity_centres=centres.get("proximity_centres"),
-                                          distance_centres=centres.get("distance_centres"))
-            optimizer.zero_grad(set_to_none=True)
-            for centre_optim in centre_optims.values():
-                centre_optim.zero_grad(set_to_none=True)
-            objective.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
-            for name, centre_optim in centre_optims.items():
-                torch.nn.utils.clip_grad_norm_([centres[name]], config["clip"])
-                centre_optim.step()
-            optimizer.step()
-            values = dict(zip(terms, torch.stack(list(terms.values())).tolist()))  # one device sync per batch
-            for name, value in values.items():
-                sums[name] = sums.get(name, 0.0) + value * len(labels)
-            seen += len(labels)
-            bar.update(len(labels))
-            bar.set_postfix({name: f"{value:.4g}" for name, value in values.items()}, refresh=False)
-        bar.close()
-        scheduler.step()
-        for group in optimizer.param_groups:
-            group["lr"] = max(group["lr"], floor)
-        elapsed = time.perf_counter() - started
-        history.append({"epoch": epoch + 1, **{k: sums[k] / seen for k in TERMS if k in sums}, "lr": lr_now,
-                        "images_per_s": seen / elapsed, "seconds": elapsed})
-        _save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
-                    optimizer=optimizer, scheduler=scheduler, centres=centres, centre_optims=centre_optims, dev=dev)
+    stop = TerminationRequest()
+    with stop:
+        for epoch in range(start, config["epochs"]):
+            model.train()
+            # a run stopped mid-epoch resumes after its last finished batch, with that batch's sums and RNG state
+            done, sums = (skip, dict(partial["sums"])) if epoch == start and skip else (0, {})
+            seen, before = (partial["seen"], partial["seconds"]) if done else (0, 0.0)
+            started = time.perf_counter()
+            lr_now = optimizer.param_groups[0]["lr"]
+            bar = tqdm(total=total, initial=seen, desc=f"vae {loss} epoch {epoch + 1}/{config['epochs']}",
+                       unit="img", disable=not progress, mininterval=1.0)
+            batches = shuffled_batches(readers, config["batch_size"], seed=seed, epoch=epoch, names=names,
+                                       limit=config["limit"])
+            for index, batch in enumerate(batches):
+                if index < done:
+                    continue  # the order is a function of (seed, epoch): skipping replays it exactly
+                x_in = torch.from_numpy(batch[config["input"]]).to(dev)
+                target = torch.from_numpy(batch["x_clean"]).to(dev)
+                labels = torch.from_numpy(batch["y"]).to(dev)
+                recon, z, mean, logvar = model(x_in)
+                objective, terms = total_loss(loss, weights, recon=recon, target=target, z=z, mean=mean,
+                                              logvar=logvar, labels=labels, classifier=classifier,
+                                              proximity_centres=centres.get("proximity_centres"),
+                                              distance_centres=centres.get("distance_centres"))
+                optimizer.zero_grad(set_to_none=True)
+                for centre_optim in centre_optims.values():
+                    centre_optim.zero_grad(set_to_none=True)
+                objective.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
+                for name, centre_optim in centre_optims.items():
+                    torch.nn.utils.clip_grad_norm_([centres[name]], config["clip"])
+                    centre_optim.step()
+                optimizer.step()
+                values = dict(zip(terms, torch.stack(list(terms.values())).tolist()))  # one device sync per batch
+                for name, value in values.items():
+                    sums[name] = sums.get(name, 0.0) + value * len(labels)
+                seen += len(labels)
+                bar.update(len(labels))
+                bar.set_postfix({name: f"{value:.4g}" for name, value in values.items()}, refresh=False)
+                if stop.requested:
+                    bar.close()
+                    partial = {"sums": sums, "seen": seen, "seconds": before + time.perf_counter() - started}
+                    _save_state(state_path, fingerprint=fingerprint, epoch=epoch, history=history, model=model,
+                                optimizer=optimizer, scheduler=scheduler, centres=centres,
+                                centre_optims=centre_optims, dev=dev, batch=index + 1, partial=partial)
+                    raise Interrupted(f"SIGTERM during epoch {epoch + 1}, after batch {index + 1}; state saved",
+                                      state_path, "run the same command with --resume to continue")
+            bar.close()
+            scheduler.step()
+            for group in optimizer.param_groups:
+                group["lr"] = max(group["lr"], floor)
+            elapsed = before + time.perf_counter() - started
+            history.append({"epoch": epoch + 1, **{k: sums[k] / seen for k in TERMS if k in sums}, "lr": lr_now,
+                            "images_per_s": seen / elapsed, "seconds": elapsed})
+            _save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
+                        optimizer=optimizer, scheduler=scheduler, centres=centres, centre_optims=centre_optims,
+                        dev=dev)
     return {"epochs": history, "model": model.cpu(), "centres": centres, "resumed_from": resumed_from}
 
 
-def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims, dev):
-    """Plain dicts, tensors and strings only, so torch.load(weights_only=True) reads it back."""
+def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims, dev,
+                batch: int = 0, partial: dict | None = None):
+    """Plain dicts, tensors and strings only, so torch.load(weights_only=True) reads it back. ``epoch``: epochs
+    finished; ``batch``: batches finished of the next one (a SIGTERM'd run), with their loss sums in ``partial``."""
     state = {"format": RESUME_FORMAT, "fingerprint": json.dumps(fingerprint, sort_keys=True), "epoch": epoch,
+             "batch": batch, "partial": json.dumps(partial or {}),
              "history": json.dumps(history), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(),
              "centres": {name: tensor.detach() for name, tensor in centres.items()},

@@ -171,3 +171,56 @@ def test_empty_set_is_refused(adv_set, tmp_path):
             ds = dst.create_dataset(name, shape=(0, *src[name].shape[1:]), dtype=src[name].dtype)
             ds.attrs["min"], ds.attrs["max"] = src[name].attrs["min"], src[name].attrs["max"]
     _fails_cleanly([empty], tmp_path / "o.pt", str(empty), "0 samples")
+
+
+def test_sigterm_mid_epoch_saves_state_and_resume_matches_a_straight_run(tmp_path, monkeypatch):
+    """What SLURM does at a time limit or preemption: SIGTERM, then the kill. The run saves its state after the
+    batch in progress, and --resume continues from that batch to the same weights as an uninterrupted run."""
+    import madvae.train as train_module
+    from madvae.errors import Interrupted
+
+    data = make_set(tmp_path / "d.h5", n=32)  # 4 batches of 8 an epoch
+    options = dict(loss="proximity-distance", epochs=2, batch_size=8, device="cpu", progress=False)
+    train_vae([data], tmp_path / "straight.pt", **options)
+
+    real = train_module.shuffled_batches
+
+    def terminated_in_epoch_2(*args, epoch, **kwargs):
+        for index, batch in enumerate(real(*args, epoch=epoch, **kwargs)):
+            if epoch == 1 and index == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives while batch 3 of epoch 2 is trained
+            yield batch
+
+    monkeypatch.setattr(train_module, "shuffled_batches", terminated_in_epoch_2)
+    out = tmp_path / "stopped.pt"
+    with pytest.raises(Interrupted, match="epoch 2, after batch 3"):
+        train_vae([data], out, **options)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again
+    state = torch.load(resume_path_for(out), weights_only=True)
+    assert (state["epoch"], state["batch"]) == (1, 3) and not out.exists()
+
+    monkeypatch.setattr(train_module, "shuffled_batches", real)
+    train_vae([data], out, resume=True, **options)
+    a, b = load_checkpoint(tmp_path / "straight.pt"), load_checkpoint(out)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert all(torch.equal(a.extra[k], b.extra[k]) for k in a.extra)
+    assert [h["total"] for h in a.meta["history"]] == [h["total"] for h in b.meta["history"]]
+    assert not resume_path_for(out).exists()
+
+
+def test_sigterm_to_the_command_exits_requeueable_and_resume_finishes(tmp_path):
+    data = make_set(tmp_path / "d.h5", n=64)
+    out = tmp_path / "vae.pt"
+    command = _train_cmd(data, out) + ["--batch-size", "4", "--epochs", "3"]
+    proc = _start(command)
+    deadline = time.monotonic() + 100
+    while not resume_path_for(out).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)  # during epoch 2 (16 batches)
+    assert proc.wait(timeout=60) == 75, proc.stderr.read()
+    message = proc.stderr.read().strip().splitlines()
+    assert len(message) == 1 and message[0].startswith("madvae: interrupted:") and "--resume" in message[0]
+    assert torch.load(resume_path_for(out), weights_only=True)["batch"] > 0 and not out.exists()
+    resumed = _start(command + ["--resume"])
+    assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+    assert out.exists() and not resume_path_for(out).exists()
