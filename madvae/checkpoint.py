@@ -1,6 +1,7 @@
 """Checkpoints that load without running code: a dict of tensors and JSON strings, read with weights_only=True."""
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import warnings
@@ -31,9 +32,18 @@ def save_checkpoint(path, *, kind: str, arch: str, model: torch.nn.Module, confi
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra_tensors or {},
     }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+    save_atomically(payload, path)
     return Path(path)
+
+
+def save_atomically(payload, path) -> None:
+    """torch.save through a temporary file. Serialised in memory first: torch.save reports a failed write
+    (disk full) as an opaque RuntimeError, a plain file write as the OSError it is."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
 
 
 class Checkpoint:

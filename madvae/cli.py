@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -447,4 +448,16 @@ def main():
             raise
         typer.echo(f"madvae: error: {exc.format_message()} (see madvae --help)", err=True)
         sys.exit(getattr(exc, "exit_code", 2) or 2)
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if code != 0:
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _exit_now(code: int):
+    """After a failed write (disk full) HDF5 holds handles it cannot release, and the interpreter's teardown then
+    crashes (SIGSEGV, seen in tests/test_disk_full.py). Every output is already closed, discarded or renamed when a
+    command returns, so a failed command flushes its streams and leaves without that teardown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+import traceback
 from pathlib import Path
 
 import h5py
@@ -108,9 +110,14 @@ class SetWriter:
             low, high = self._ranges[name]
             self._ranges[name] = [min(low, float(values.min())), max(high, float(values.max()))]
             try:
-                self._file[name][self._written:stop] = values
+                with _quiet_unraisable():  # a failing write also fails to free h5py's temporaries
+                    self._file[name][self._written:stop] = values
             except OSError as exc:  # disk full, quota, lost mount
-                raise write_error(exc, self.path) from exc
+                # h5py's frames in the traceback hold the dataset open; release them now, while the file is
+                # open, or the later close fails and freeing them at exit crashes HDF5 (seen: SIGSEGV)
+                with _quiet_unraisable():
+                    traceback.clear_frames(exc.__traceback__)
+                raise write_error(exc, self.path) from None
         self._written = stop
 
     def __exit__(self, exc_type, exc, tb):
@@ -134,12 +141,27 @@ class SetWriter:
 
     def _abort(self):
         if self._file is not None:
-            try:
-                self._file.close()
-            except Exception:  # the file is being thrown away; its close error adds nothing
-                pass
-            self._file = None
+            with _quiet_unraisable():
+                try:
+                    self._file.close()
+                except Exception:  # the file is being thrown away; its close error adds nothing
+                    pass
+                self._file = None
         discard_output(self._tmp)
+
+
+@contextlib.contextmanager
+def _quiet_unraisable():
+    """h5py objects of a file that can no longer be written (disk full) fail to flush when freed, and print each
+    failure as a traceback (through sys.excepthook from Cython, sys.unraisablehook otherwise). The one-line
+    error already says what happened."""
+    previous = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = lambda unraisable: None
+    sys.excepthook = lambda *exc_info: None
+    try:
+        yield
+    finally:
+        sys.unraisablehook, sys.excepthook = previous
 
 
 def write_set(path, x_clean, y, x_adv=None, **attrs) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from madvae.checkpoint import load_checkpoint, save_checkpoint
+from madvae.checkpoint import load_checkpoint, save_atomically, save_checkpoint
 from madvae.errors import Interrupted, MadvaeError
 from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres, total_loss
 from madvae.models import LATENT_DIM, DefenseVAE, place
@@ -276,8 +276,7 @@ def _save_state(path, *, fingerprint, epoch, history, model, optimizer, schedule
              "centre_optimizers": {name: opt.state_dict() for name, opt in centre_optims.items()},
              "rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+    save_atomically(state, path)
 
 
 def _load_state(path, fingerprint) -> dict:

@@ -72,8 +72,10 @@ def discard_output(tmp: Path) -> None:
 
 
 def write_error(exc: OSError, path) -> MadvaeError:
-    return MadvaeError(f"cannot write: {exc.strerror or exc}", path,
-                       "check free space and permissions; nothing was written")
+    """One line whatever the library: the system's words for the errno (HDF5's own message spans lines and
+    names the hidden temporary file)."""
+    reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc.strerror or exc).split())
+    return MadvaeError(f"cannot write: {reason}", path, "check free space and permissions; nothing was written")
 
 
 @contextlib.contextmanager
