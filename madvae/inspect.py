@@ -20,7 +20,7 @@ def inspect_path(path) -> dict:
         raise MadvaeError("no such file", path)
     with open(path, "rb") as handle:
         head = handle.read(8)
-    if head == HDF5_MAGIC:
+    if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):  # a broken set is reported as a set
         return summarize_set(path)
     return summarize_checkpoint(path)
 

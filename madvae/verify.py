@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from madvae.errors import MadvaeError
-from madvae.inspect import HDF5_MAGIC, summarize_checkpoint, summarize_set
+from madvae.inspect import inspect_path
 from madvae.util import sha256_file
 
 RESULT_TYPE = "madvae.result"
@@ -44,8 +44,6 @@ def summarize_any(path) -> dict:
         raise MadvaeError("no such file", path)
     with open(path, "rb") as handle:
         head = handle.read(8)
-    if head == HDF5_MAGIC:
-        return summarize_set(path)
     if head.lstrip()[:1] == b"{":
         try:
             payload = json.loads(path.read_text())
@@ -54,7 +52,7 @@ def summarize_any(path) -> dict:
         if payload.get("encoding-type") != RESULT_TYPE:
             raise MadvaeError(f"not a madvae result (encoding-type {payload.get('encoding-type')!r})", path)
         return {"type": "result", "path": str(path), "sha256": sha256_file(path), "payload": payload}
-    return summarize_checkpoint(path)
+    return inspect_path(path)  # a set or a checkpoint, told apart as `madvae inspect` does
 
 
 def references(summary: dict) -> list[Reference]:
