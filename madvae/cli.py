@@ -214,7 +214,7 @@ def train(
                      seed=seed, device=device.value, limit=limit, resume=resume, progress=progress)
     last = info["history"][-1]
     typer.echo(f"{out}: {loss.value} VAE trained on {info['n_train']} {info['dataset']} images for "
-               f"{last['epoch']} epochs, final loss {last['total']:.4f} (log {info['log']})")
+               f"{last['epoch']} epochs, final loss {last['total']:.4f} (logs {info['log']}, {info['steps_log']})")
 
 
 # --- attack (issue 3: madvae/evaluate.py; issue 5: evaluate_blackbox/overpowered/adaptive.py) ---
@@ -399,29 +399,57 @@ def embed(
 # --- report (issue 3: madvae/report.py) ---
 
 
-class TableKind(str, Enum):
+class ReportKind(str, Enum):
     whitebox = "whitebox"
     blackbox_paper = "blackbox-paper"
     blackbox_transfer = "blackbox-transfer"
     adaptive = "adaptive"
     overpowered = "overpowered"
+    samples = "samples"
+    curves = "curves"
 
 
 @app.command()
 @fail_cleanly
 def report(
-    results: Annotated[list[Path], typer.Argument(metavar="RESULT",
-                                                  help="Result JSON files of `madvae attack`, or folders.")],
-    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables.")],
-    kind: Annotated[TableKind, typer.Option(help="Which table: the results' kind (Tables 1, 2 and 3 of the paper, "
-                                                 "and the adaptive attacks).")] = TableKind.whitebox,
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT", help="Tables: result JSON files of `madvae attack`, or folders. samples: one adversarial "
+                              "set. curves: training logs ([NAME=]<vae>.steps.csv or .train.csv of `madvae train`).")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables or the figure.")],
+    kind: Annotated[ReportKind, typer.Option(
+        help="A table (Tables 1, 2 and 3 of the paper, and the adaptive attacks: from the results' kind), or a "
+             "figure: samples (clean / adversarial / purified digits), curves (training loss terms).")]
+    = ReportKind.whitebox,
     name: Annotated[Optional[str], typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
-                                                     "NAME.md (overpowered: NAME.csv). Default: the kind.")] = None,
+                                                     "NAME.md (overpowered: NAME.csv; figures: NAME.png). "
+                                                     "Default: the kind.")] = None,
+    classifier: Annotated[Optional[Path], typer.Option(help="samples: the classifier whose predictions are shown.")]
+    = None,
+    vae: Annotated[Optional[list[str]], typer.Option(
+        metavar="[NAME=]PATH", help="samples: a purifier whose outputs make a row (repeatable).")] = None,
+    device: DeviceOpt = Device.auto,
 ):
-    """Tables shaped like the paper's (accuracy and agreement), as CSV and Markdown."""
+    """Tables shaped like the paper's (accuracy and agreement, CSV and Markdown), sample grids and training curves."""
+    stem = name or kind.value.replace("-", "_")
+    if kind in (ReportKind.samples, ReportKind.curves):
+        from madvae import figures
+        from madvae.util import named_paths
+
+        png = Path(out_dir) / f"{stem}.png"
+        if kind is ReportKind.curves:
+            logs = {name: Path(path) for name, path in named_paths(
+                [str(p) if "=" in str(p) else f"{p.name.split('.')[0]}={p}" for p in inputs], "INPUT").items()}
+            typer.echo(f"{figures.training_curves(logs, png)}: training curves of {', '.join(logs)}")
+            return
+        if len(inputs) != 1 or classifier is None:
+            raise MadvaeError("samples: give one adversarial set and --classifier")
+        vaes = named_paths(vae or [], "--vae")
+        figures.sample_grid(inputs[0], png, classifier_path=classifier, vaes=vaes, device=device.value)
+        typer.echo(f"{png}: clean, adversarial and purified ({', '.join(vaes) or 'no purifier'}) samples")
+        return
     from madvae.report import write_tables
 
-    written = write_tables(results, out_dir, name=name or kind.value.replace("-", "_"), kind=kind.value)
+    written = write_tables(inputs, out_dir, name=stem, kind=kind.value)
     table = written["table"]
     for path in table.skipped:
         typer.echo(f"{path}: no row in the {kind.value} table (skipped)", err=True)
@@ -456,7 +484,7 @@ def main():
 
 def _exit_now(code: int):
     """After a failed write (disk full) HDF5 holds handles it cannot release, and the interpreter's teardown then
-    crashes (SIGSEGV, seen in tests/test_disk_full.py). Every output is already closed, discarded or renamed when a
+    crashes (SIGSEGV, seen in tests/reliability/test_disk_full.py). Every output is already closed, discarded or renamed when a
     command returns, so a failed command flushes its streams and leaves without that teardown."""
     sys.stdout.flush()
     sys.stderr.flush()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.store import NUM_CLASSES, open_set
-from madvae.util import atomic_output, resolve_device
+from madvae.util import atomic_output, named_paths, resolve_device
 
 SPACES = ("input", "latent", "output")
 COLOURS = ("true", "predicted")
@@ -108,15 +108,7 @@ def plan_figures(spaces: list[str], vaes: list[str], *, out=None, out_dir=None) 
     DIR/NAME_SPACE (NAME defaults to the checkpoint's file stem)."""
     if (out is None) == (out_dir is None):
         raise MadvaeError("give exactly one of --out (one figure) and --out-dir (several figures)")
-    named = {}
-    for item in vaes:
-        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
-        name = name or Path(path).stem
-        if not name or not path:
-            raise MadvaeError(f"--vae {item!r}: expected PATH or NAME=PATH")
-        if name in named:
-            raise MadvaeError(f"--vae name {name!r} is given twice; name them NAME=PATH")
-        named[name] = path
+    named = named_paths(vaes, "--vae")
     spaces = list(dict.fromkeys(spaces))
     if out is not None:
         if len(spaces) != 1 or len(named) > 1:

@@ -5,7 +5,9 @@ See docs/format.md for the specification. Nothing here ever loads a whole set in
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import sys
 import traceback
@@ -185,6 +187,10 @@ class SetReader:
         try:
             self._file = h5py.File(self.path, "r", locking=_file_locking())
         except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.ENOLCK) or "unable to lock file" in str(exc):
+                raise MadvaeError("cannot lock the file: another process holds it for writing, or the filesystem "
+                                  "(NFS) has no working locks", self.path,
+                                  "wait for the writer; on NFS set MADVAE_HDF5_LOCKING=0") from exc
             raise MadvaeError("not a readable HDF5 file (truncated, empty or another format)", self.path,
                               "regenerate it with `madvae gen`") from exc
         try:
@@ -241,9 +247,23 @@ class SetReader:
                 self._fail(f"dataset {name!r} has no min/max attributes")
             if not (bounds[0] <= low <= high <= bounds[1]):
                 self._fail(f"dataset {name!r} declares values in [{low}, {high}], outside {list(bounds)}")
+            self._check_storage(name, ds)
         self.dataset = self.attrs["dataset"]
         self.split = self.attrs["split"]
         self.attack = self.attrs["attack"]
+
+    def _check_storage(self, name, ds):
+        """Unwritten chunks read back as fill values (zeros, label 0) that pass every value check, so a file
+        declaring 10^9 samples it never stored would be trained on for hours; counting the stored chunks costs
+        milliseconds and allocates nothing."""
+        if ds.chunks is None:
+            stored, needed, unit = ds.id.get_storage_size(), ds.size * ds.dtype.itemsize, "bytes"
+        else:
+            stored, unit = ds.id.get_num_chunks(), "chunks"
+            needed = math.prod(-(-size // chunk) for size, chunk in zip(ds.shape, ds.chunks))
+        if stored < needed:
+            self._fail(f"dataset {name!r} stores {stored} of the {needed} {unit} its shape {ds.shape} needs "
+                       "(declared but never written)", "the file is truncated or forged; regenerate it")
 
     # -- reading ------------------------------------------------------------------------------
     @property

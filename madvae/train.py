@@ -23,6 +23,7 @@ from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
 from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file
 
+STEPS_PER_EPOCH = 25  # points per epoch on the training curve (fewer when an epoch has fewer batches)
 DEFAULT_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
 RESUME_FORMAT = "madvae.train-resume"
 # options that may change between an interrupted run and its --resume without changing the result
@@ -59,6 +60,12 @@ def resume_path_for(out) -> Path:
 def log_path_for(out) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".train.csv")
+
+
+def steps_log_path_for(out) -> Path:
+    """The training curve: mean loss terms about STEPS_PER_EPOCH times an epoch."""
+    out = Path(out)
+    return out.with_name(out.stem + ".steps.csv")
 
 
 def load_vae(path, device="cpu") -> DefenseVAE:
@@ -166,8 +173,10 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     save_checkpoint(out, kind="vae", arch="defense-vae", model=model, config=config, meta=meta,
                     extra_tensors=extra or None)
     log = _write_log(log_path_for(out), history["epochs"])
+    steps_log = _write_steps_log(steps_log_path_for(out), history["epochs"])
     state_path.unlink(missing_ok=True)
-    return {"out": str(out), "log": str(log), "history": history["epochs"], "config": config, **meta}
+    return {"out": str(out), "log": str(log), "steps_log": str(steps_log), "history": history["epochs"],
+            "config": config, **meta}
 
 
 def _run(readers, state_path, config, fingerprint, weights, classifier, dev, resume, progress) -> dict:
@@ -204,6 +213,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
     names = ["x_clean", "y"] if config["input"] == "x_clean" else ["x_clean", "x_adv", "y"]
     total = count_samples(readers, config["limit"])
     floor = min(config["lr_floor"], config["lr"])
+    trace_every = max(1, -(-total // config["batch_size"]) // STEPS_PER_EPOCH)
     stop = TerminationRequest()
     with stop:
         for epoch in range(start, config["epochs"]):
@@ -211,6 +221,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             # a run stopped mid-epoch resumes after its last finished batch, with that batch's sums and RNG state
             done, sums = (skip, dict(partial["sums"])) if epoch == start and skip else (0, {})
             seen, before = (partial["seen"], partial["seconds"]) if done else (0, 0.0)
+            steps, window = (partial["steps"], partial["window"]) if done else ([], {})
             started = time.perf_counter()
             lr_now = optimizer.param_groups[0]["lr"]
             bar = tqdm(total=total, initial=seen, desc=f"vae {loss} epoch {epoch + 1}/{config['epochs']}",
@@ -223,45 +234,69 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
                 x_in = torch.from_numpy(batch[config["input"]]).to(dev)
                 target = torch.from_numpy(batch["x_clean"]).to(dev)
                 labels = torch.from_numpy(batch["y"]).to(dev)
-                recon, z, mean, logvar = model(x_in)
-                objective, terms = total_loss(loss, weights, recon=recon, target=target, z=z, mean=mean,
-                                              logvar=logvar, labels=labels, classifier=classifier,
-                                              proximity_centres=centres.get("proximity_centres"),
-                                              distance_centres=centres.get("distance_centres"))
-                optimizer.zero_grad(set_to_none=True)
-                for centre_optim in centre_optims.values():
-                    centre_optim.zero_grad(set_to_none=True)
-                objective.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config["clip"])
-                for name, centre_optim in centre_optims.items():
-                    torch.nn.utils.clip_grad_norm_([centres[name]], config["clip"])
-                    centre_optim.step()
-                optimizer.step()
-                values = dict(zip(terms, torch.stack(list(terms.values())).tolist()))  # one device sync per batch
+                values = train_step(model, optimizer, x_in, target, labels, loss=loss, weights=weights,
+                                    classifier=classifier, centres=centres, centre_optims=centre_optims,
+                                    clip=config["clip"])
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * len(labels)
+                    window[name] = window.get(name, 0.0) + value * len(labels)
                 seen += len(labels)
+                window["images"] = window.get("images", 0) + len(labels)
+                if (index + 1) % trace_every == 0:
+                    steps.append(_trace_row(window, epoch=epoch, images=epoch * total + seen))
+                    window = {}
                 bar.update(len(labels))
                 bar.set_postfix({name: f"{value:.4g}" for name, value in values.items()}, refresh=False)
                 if stop.requested:
                     bar.close()
-                    partial = {"sums": sums, "seen": seen, "seconds": before + time.perf_counter() - started}
+                    partial = {"sums": sums, "seen": seen, "seconds": before + time.perf_counter() - started,
+                               "steps": steps, "window": window}
                     _save_state(state_path, fingerprint=fingerprint, epoch=epoch, history=history, model=model,
                                 optimizer=optimizer, scheduler=scheduler, centres=centres,
                                 centre_optims=centre_optims, dev=dev, batch=index + 1, partial=partial)
                     raise Interrupted(f"SIGTERM during epoch {epoch + 1}, after batch {index + 1}; state saved",
                                       state_path, "run the same command with --resume to continue")
             bar.close()
+            if window:
+                steps.append(_trace_row(window, epoch=epoch, images=epoch * total + seen))
             scheduler.step()
             for group in optimizer.param_groups:
                 group["lr"] = max(group["lr"], floor)
             elapsed = before + time.perf_counter() - started
             history.append({"epoch": epoch + 1, **{k: sums[k] / seen for k in TERMS if k in sums}, "lr": lr_now,
-                            "images_per_s": seen / elapsed, "seconds": elapsed})
+                            "images_per_s": seen / elapsed, "seconds": elapsed, "steps": steps})
             _save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
                         optimizer=optimizer, scheduler=scheduler, centres=centres, centre_optims=centre_optims,
                         dev=dev)
     return {"epochs": history, "model": model.cpu(), "centres": centres, "resumed_from": resumed_from}
+
+
+def train_step(model, optimizer, x_in, target, labels, *, loss: str, weights: LossWeights, classifier=None,
+               centres: dict | None = None, centre_optims: dict | None = None, clip: float = 1.0) -> dict:
+    """One optimisation step of the VAE (and of each learned centre set) on one batch; returns each loss term's
+    value as a float. The body of the training loop, apart so that bench/ can time and check it alone."""
+    centres, centre_optims = centres or {}, centre_optims or {}
+    recon, z, mean, logvar = model(x_in)
+    objective, terms = total_loss(loss, weights, recon=recon, target=target, z=z, mean=mean, logvar=logvar,
+                                  labels=labels, classifier=classifier,
+                                  proximity_centres=centres.get("proximity_centres"),
+                                  distance_centres=centres.get("distance_centres"))
+    optimizer.zero_grad(set_to_none=True)
+    for centre_optim in centre_optims.values():
+        centre_optim.zero_grad(set_to_none=True)
+    objective.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    for name, centre_optim in centre_optims.items():
+        torch.nn.utils.clip_grad_norm_([centres[name]], clip)
+        centre_optim.step()
+    optimizer.step()
+    return dict(zip(terms, torch.stack(list(terms.values())).tolist()))  # one device sync per batch
+
+
+def _trace_row(window: dict, *, epoch: int, images: int) -> dict:
+    """Mean loss terms over the batches since the last row: the training curve's points."""
+    return {"epoch": epoch + 1, "images": images,
+            **{name: value / window["images"] for name, value in window.items() if name != "images"}}
 
 
 def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims, dev,
@@ -293,9 +328,18 @@ def _load_state(path, fingerprint) -> dict:
 
 def _write_log(path, history) -> Path:
     columns = ["epoch", *[t for t in TERMS if t in history[0]], "lr", "images_per_s", "seconds"]
+    return _write_csv(path, columns, history)
+
+
+def _write_steps_log(path, history) -> Path:
+    columns = ["epoch", "images", *[t for t in TERMS if t in history[0]]]
+    return _write_csv(path, columns, [row for epoch in history for row in epoch.get("steps", [])])
+
+
+def _write_csv(path, columns, rows) -> Path:
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(history)
+            writer.writerows(rows)
     return path

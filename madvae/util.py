@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import glob
 import hashlib
 import os
 import random
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,37 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+_HOST = socket.gethostname().replace(".", "_")  # temporaries' names split on dots
+
+
 def temp_path_for(path: Path) -> Path:
-    """A hidden sibling of ``path``: same filesystem, so the final rename is atomic."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """A hidden sibling of ``path``: same filesystem, so the final rename is atomic. Host and PID in the name
+    tell a killed job's leftover from a live writer's file."""
+    return path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
+
+
+def _writer_is_dead(host: str, pid: str) -> bool:
+    if host != _HOST or not pid.isdigit():
+        return False  # another node's (shared filesystem) or someone else's: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, owned by another user
+    return False
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries of ``path`` left by writers on this host that were killed (SIGKILL, OOM)."""
+    removed = []
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        host, _, pid = leftover.name[len(path.name) + 2:-len(".tmp")].rpartition(".")
+        if _writer_is_dead(host, pid):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+                removed.append(leftover)
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -50,6 +80,7 @@ def prepare_output(path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MadvaeError(f"cannot create folder: {exc.strerror or exc}", path.parent) from exc
+    remove_stale_temporaries(path)
     return temp_path_for(path)
 
 
@@ -93,6 +124,20 @@ def atomic_output(path):
         discard_output(tmp)
         raise
     commit_output(tmp, path)
+
+
+def named_paths(items, option: str = "--vae") -> dict[str, str]:
+    """``[NAME=]PATH`` command-line items as {name: path}; NAME defaults to the file stem."""
+    named = {}
+    for item in items:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        name = name or Path(path).stem
+        if not name or not path:
+            raise MadvaeError(f"{option} {item!r}: expected PATH or NAME=PATH")
+        if name in named:
+            raise MadvaeError(f"{option} name {name!r} is given twice; name them NAME=PATH")
+        named[name] = path
+    return named
 
 
 def resolve_device(name: str = "auto") -> torch.device:

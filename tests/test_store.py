@@ -135,8 +135,11 @@ def test_checksum_catches_flipped_bytes(tmp_path):
             reader.read(0, 300)
 
 
-def test_huge_declared_set_is_read_lazily(tmp_path):
-    """A set declaring 10^8 images (313 GB of float32) opens and reads a slice without allocating it."""
+def test_huge_declared_set_is_refused_without_allocating(tmp_path):
+    """A set declaring 10^8 images (313 GB of float32) whose chunks were never written is refused at once (its
+    fill values would pass every value check), and opening it allocates nothing."""
+    import resource
+
     path = tmp_path / "huge.h5"
     write_adv(path, n=40)
     n = 100_000_000
@@ -150,9 +153,19 @@ def test_huge_declared_set_is_read_lazily(tmp_path):
         f["y"].attrs["min"], f["y"].attrs["max"] = 0, 9
         f.attrs["n"] = n
     assert path.stat().st_size < 1_000_000
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(MadvaeError, match=r"stores 0 of the 390625 chunks .* never written"):
+        open_set(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 100_000  # KiB: under 100 MB
+
+
+def test_large_set_reads_a_slice_without_loading_the_rest(tmp_path):
+    """A real 3,000-sample set: a 10-sample slice comes back without reading the other chunks."""
+    path = tmp_path / "big.h5"
+    write_adv(path, n=3000)
     with open_set(path) as reader:
-        assert len(reader) == n
-        assert reader.read(5000, 5010)["x_adv"].shape == (10, 1, 28, 28)
+        assert len(reader) == 3000
+        assert reader.read(2000, 2010)["x_adv"].shape == (10, 1, 28, 28)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -17,7 +17,7 @@ from madvae.errors import MadvaeError
 from madvae.losses import reconstruction_loss
 from madvae.models import DefenseVAE, MagNetClassifier
 from madvae.store import open_set, write_set
-from madvae.train import load_vae, log_path_for, resume_path_for, train_vae
+from madvae.train import load_vae, log_path_for, resume_path_for, steps_log_path_for, train_vae
 from madvae.util import seed_everything
 
 SHA = "ab" * 32
@@ -70,6 +70,9 @@ def test_one_epoch_lowers_the_loss_and_writes_checkpoint_and_log(adv_set, tmp_pa
     log = log_path_for(out).read_text().splitlines()
     assert log[0].startswith("epoch,reconstruction,kl,classification,proximity,distance,total")
     assert len(log) == 2
+    steps = steps_log_path_for(out).read_text().splitlines()  # 4 batches of 16: one curve point each
+    assert steps[0].startswith("epoch,images,reconstruction,kl,classification,proximity,distance,total")
+    assert [line.split(",")[1] for line in steps[1:]] == ["16", "32", "48", "64"]
     assert not resume_path_for(out).exists()
     assert isinstance(load_vae(out), DefenseVAE)
 
@@ -205,6 +208,7 @@ def test_sigterm_mid_epoch_saves_state_and_resume_matches_a_straight_run(tmp_pat
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     assert all(torch.equal(a.extra[k], b.extra[k]) for k in a.extra)
     assert [h["total"] for h in a.meta["history"]] == [h["total"] for h in b.meta["history"]]
+    assert [h["steps"] for h in a.meta["history"]] == [h["steps"] for h in b.meta["history"]]  # the same curve
     assert not resume_path_for(out).exists()
 
 

@@ -63,7 +63,8 @@ def expected_counts(config):
             "substitute": paper, "attack_blackbox_paper": defenses * paper,
             "attack_blackbox_transfer": defenses * transfer, "attack_overpowered": overpowered,
             "attack_adaptive": defenses * adaptive, "table_overpowered": int(overpowered > 0),
-            "tables": 1 + (paper > 0) + (transfer > 0) + (adaptive > 0), "all": 1}
+            "tables": 1 + (paper > 0) + (transfer > 0) + (adaptive > 0),
+            "samples": len(tests) if variants else 0, "curves": int(bool(variants)), "all": 1}
 
 
 def without_zeros(counts):
@@ -82,7 +83,8 @@ def test_paper_grid_job_counts(tmp_path):
     # 4 variants + identity; Tables 1-3 and the adaptive table
     literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 5, "attack_defended": 30,
                "attack_undefended": 6, "substitute": 5, "attack_blackbox_paper": 30, "attack_blackbox_transfer": 30,
-               "attack_overpowered": 5, "attack_adaptive": 18, "tables": 4, "table_overpowered": 1}
+               "attack_overpowered": 5, "attack_adaptive": 18, "tables": 4, "table_overpowered": 1,
+               "samples": 6, "curves": 1}
     assert {rule: counts[rule] for rule in literal} == literal
 
 
@@ -133,7 +135,7 @@ def test_one_more_variant_adds_its_training_evaluations_and_figures(tmp_path, de
     assert counts["gen_train"] == base["gen_train"] and counts["embed_attack"] == base["embed_attack"]
     assert "--gamma 0.5" in output and "--defense-name combined-g0.5" in output
     # its figures come from the same per-attack UMAP jobs, one more --vae each
-    assert output.count("--vae combined-g0.5=") == len(config["embed"]["attacks"])
+    assert output.count("--vae combined-g0.5=") == len(config["embed"]["attacks"]) + tests  # + a sample-grid row
     assert "figures/umap/fgsm/combined-g0.5_latent.png" in output
 
 
@@ -185,8 +187,11 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     assert "n = 8 per cell" in (results / "tables" / "adaptive.md").read_text()
     assert "n = 4 per cell" in (results / "tables" / "overpowered.md").read_text()
     figures = sorted(p.relative_to(results).as_posix() for p in results.glob("figures/**/*.png"))
-    assert figures == ["figures/overpowered/vanilla.png", "figures/umap/clean_input.png",
-                       "figures/umap/fgsm/input.png"]
+    samples = ["figures/samples/fgsm.png", "figures/samples/pgd_nb_iter3.png"]  # one per test attack
+    assert figures == ["figures/overpowered/vanilla.png", *samples, "figures/training_curves.png",
+                       "figures/umap/clean_input.png", "figures/umap/fgsm/input.png"]
+    curve = (results / "models" / "vae_vanilla.steps.csv").read_text().splitlines()
+    assert curve[0].startswith("epoch,images,") and len(curve) > 1
     assert (results / "sets" / "test" / "pgd_nb_iter3.h5").exists()
     jobs = sum(expected_counts(config).values())
     assert len(list(results.glob("logs/**/*.log"))) == len(list(results.glob("benchmarks/**/*.tsv"))) == jobs - 1
@@ -195,6 +200,7 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "report.html").read_text()
     assert "UMAP of the clean mnist-5k test images" in html and "whitebox_accuracy.csv" in html
+    assert "training_curves.png" in html and "Above each digit" in html  # the sample grids and their caption
 
 
 @pytest.mark.parametrize("configfile", [None, PAPER])

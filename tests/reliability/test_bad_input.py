@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from madvae import cli
 from madvae.checkpoint import save_checkpoint
 from madvae.evaluate import evaluate_set
-from madvae.models import DefenseVAE
+from madvae.models import DefenseVAE, build
 from madvae.store import write_set
 
 N = 8  # samples in every base set: tiny on purpose
@@ -126,7 +126,6 @@ class Case:
     build: Callable[[Env], tuple[list, list]]  # env -> (argv, needles the error line must contain)
     usage: bool = False  # rejected by the option parser: run through cli.main
     timeout: float = 120.0  # seconds; "fail fast" cases get 10
-    xfail: str | None = None  # a known gap, documented: strict, so a fix makes the suite say so
 
 
 CASES: dict[str, Case] = {}
@@ -315,15 +314,7 @@ def _(env):
     return attack_cmd(env, bad), [str(bad), "x_clean", str(HUGE)]
 
 
-KNOWN_GAP_SPARSE = (
-    "a set whose attributes and shapes all agree on 10^9 samples but whose chunks were never written passes "
-    "validation: HDF5 returns fill values (zeros, label 0), which pass every per-slice check, so training grinds "
-    "on for hours. A chunk-count check in SetReader._validate (ds.id.get_num_chunks() against the chunks the shape "
-    "needs) fails it in milliseconds, but tests/test_store.py::test_huge_declared_set_is_read_lazily uses exactly "
-    "such a file as a valid one, so the fix is left to whoever owns that test")
-
-
-@case("train-consistent-1e9-sample-set-without-data", timeout=10, xfail=KNOWN_GAP_SPARSE)
+@case("train-consistent-1e9-sample-set-without-data", timeout=10)
 def _(env):
     # every attribute and shape agrees on 10^9 samples, but no chunk was ever written
     bad = env.set("huge_sparse.h5", adv=True)
@@ -332,7 +323,7 @@ def _(env):
     replace_dataset(bad, "y", shape=(HUGE,), dtype="int64", chunks=(256,))
     set_attrs(bad, n=HUGE)
     return ["train", bad, "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", env.out / "vae.pt",
-            NP], [str(bad)]  # any clean refusal naming the file
+            NP], [str(bad), "never written", "3906250 chunks"]
 
 
 @case("train-fashion-mnist-mixed-with-mnist-5k")
@@ -376,6 +367,15 @@ def _(env):
 def _(env):
     return (["embed", env.set("clean.h5"), "--space", "latent", "--vae", env.classifier, "--out", env.out / "fig",
              "--n", "8", "--device", "cpu", NP], [str(env.classifier), "a vae is expected"])
+
+
+@case("attack-classifier-with-weights-of-another-architecture")
+def _(env):
+    lying = env.inputs / "lying_magnet.pt"  # substitute A's weights under the name magnet
+    payload = torch.load(save_checkpoint(env.inputs / "a.pt", kind="classifier", arch="A",
+                                         model=build("classifier", "A"), config={}), weights_only=True)
+    torch.save({**payload, "arch": "magnet"}, lying)
+    return attack_cmd(env, env.set("clean.h5"), classifier=lying), [str(lying), "do not fit architecture 'magnet'"]
 
 
 @case("gen-truncated-checkpoint")
@@ -550,11 +550,10 @@ def env(tmp_path, random_classifier):
 
 
 def test_at_least_25_cases():
-    assert len([spec for spec in CASES.values() if spec.xfail is None]) >= 25
+    assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=spec.xfail))
-                                  if spec.xfail else name for name, spec in CASES.items()])
+@pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name, env, monkeypatch, capsys):
     spec = CASES[name]
     argv, needles = spec.build(env)

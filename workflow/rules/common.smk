@@ -149,7 +149,18 @@ def figures():
     paths = [res("figures/umap/clean_input.png")]
     for attack in config["embed"]["attacks"]:
         paths += attack_figures("png", attack)
+    if VARIANTS:
+        paths += [res(f"figures/samples/{attack}.png") for attack in TEST_ATTACKS]
+        paths.append(res("figures/training_curves.png"))
     return paths
+
+
+def all_vaes():
+    return [res(f"models/vae_{v}.pt") for v in VARIANTS]
+
+
+def all_training_logs():
+    return [res(f"models/vae_{v}.steps.csv") for v in VARIANTS]
 
 
 def overpowered_variants():
@@ -337,6 +348,18 @@ def embed_vae_options(wildcards, input):
     if not config["embed"]["spaces"]:
         return ""
     return options(*[item for v, path in zip(embed_variants(), input.vaes) for item in ("--vae", f"{v}={path}")])
+
+
+def sample_vae_options(wildcards, input):
+    return options(*[item for v, path in zip(VARIANTS, input.vaes) for item in ("--vae", f"{v}={path}")])
+
+
+def named_training_logs(wildcards, input):
+    return options(*[f"{v}={path}" for v, path in zip(VARIANTS, input)])
+
+
+def figure_dir(wildcards, output):
+    return os.path.dirname(output.png)
 
 
 def table_dir(wildcards, output):

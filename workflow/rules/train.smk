@@ -7,7 +7,8 @@ rule train:
         unpack(vae_input),
     output:
         vae=res("models/vae_{variant}.pt"),
-        curve=res("models/vae_{variant}.train.csv"),
+        log=res("models/vae_{variant}.train.csv"),
+        curve=res("models/vae_{variant}.steps.csv"),
     params:
         options=vae_options,
         device=DEVICE,

@@ -1,0 +1,382 @@
+"""The timed sections. Each runs madvae's own code path ("ours") and the reference loop of bench/reference.py on
+the same mnist-5k images, checks that both compute the same thing where the issue asks for it, and returns one
+figure (bench/common.figure)."""
+from __future__ import annotations
+
+import statistics
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench import reference
+from bench.common import check, compare, figure, rate
+from madvae.attacks import resolve_params, run_attack
+from madvae.attacks.overpowered import THRESHOLD, overpowered_attack
+from madvae.checkpoint import load_checkpoint, save_checkpoint
+from madvae.evaluate import load_classifier, load_defense, predict_labels
+from madvae.generate import make_adversarial_set, make_clean_set
+from madvae.losses import USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres
+from madvae.models import DefenseVAE, MagNetClassifier, place
+from madvae.store import open_set
+from madvae.train import _load_frozen_classifier, train_step, train_vae
+from madvae.train_classifier import train_classifier
+
+ATTACKS = ("fgsm", "rfgsm", "cw", "mifgsm", "pgd", "single-pixel")
+# train_vae's defaults: Adam lr, the two centre sets' SGD learning rates
+VAE_LR, CENTRE_LRS = 1e-3, {"proximity_centres": 0.5, "distance_centres": 1e-4}
+OVERPOWERED = {"norm": 2.5, "noise_samples": 4}  # one norm of the paper's four, the quick preset's draws
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Images per timed pass of each section. DEFAULT takes about 12 minutes on 2 busy CPU cores; QUICK is a
+    smoke run (a few minutes at most), too small for figures worth comparing."""
+    batch: int  # images per batch, both sides
+    repeats: int  # timed repeats of the cheap sections (median); the slow attacks are timed once
+    vae_repeats: int  # timed epochs of VAE training, after one warm-up epoch
+    classifier: int  # images per timed classifier-training epoch
+    vae: int  # images per timed VAE-training epoch
+    attack: int  # images per pass of FGSM, R-FGSM and evaluation (mnist-5k test has 1,000)
+    iterative: int  # images per pass of CW, MI-FGSM and PGD
+    cw_iterations: int
+    pixel: int  # single pixel: advertorch runs one forward pass per image and candidate pixel
+    overpowered: int
+    overpowered_steps: int
+    umap: int
+    numerics: int  # images in each numerics check (it doubles as the warm-up); single pixel uses pixel // 4
+    classifier_fit: int  # images the attacked MagNet is trained on (one epoch)
+
+
+DEFAULT = Sizes(batch=512, repeats=3, vae_repeats=2, classifier=1024, vae=512, attack=512, iterative=128,
+                cw_iterations=10, pixel=16, overpowered=64, overpowered_steps=3, umap=3000, numerics=32,
+                classifier_fit=4000)
+QUICK = Sizes(batch=64, repeats=1, vae_repeats=1, classifier=128, vae=64, attack=64, iterative=8,
+              cw_iterations=3, pixel=4, overpowered=8, overpowered_steps=2, umap=200, numerics=8,
+              classifier_fit=512)
+
+
+class Context:
+    """Inputs shared by the sections, each made on first use in ``folder``: the mnist-5k train and test sets,
+    a MagNet trained for one epoch, an FGSM training set and an untrained (seeded) VAE checkpoint."""
+
+    def __init__(self, folder: Path, device: torch.device, sizes: Sizes):
+        self.folder, self.device, self.sizes = Path(folder), device, sizes
+
+    @cached_property
+    def train_set(self) -> Path:
+        make_clean_set(self.folder / "train.h5", dataset="mnist-5k", split="train")
+        return self.folder / "train.h5"
+
+    @cached_property
+    def test_set(self) -> Path:
+        make_clean_set(self.folder / "test.h5", dataset="mnist-5k", split="test")
+        return self.folder / "test.h5"
+
+    @cached_property
+    def classifier(self) -> Path:
+        path = self.folder / "magnet.pt"
+        train_classifier(self.train_set, path, epochs=1, limit=self.sizes.classifier_fit, device=str(self.device),
+                         progress=False)
+        return path
+
+    @cached_property
+    def pairs(self) -> Path:
+        path = self.folder / "fgsm.h5"
+        make_adversarial_set(path, input_path=self.train_set, classifier_path=self.classifier, attack="fgsm",
+                             preset="train-0", device=str(self.device), batch_size=self.sizes.batch,
+                             limit=max(self.sizes.vae, self.sizes.numerics), progress=False)
+        return path
+
+    @cached_property
+    def vae(self) -> Path:
+        torch.manual_seed(0)
+        path = self.folder / "vae.pt"
+        save_checkpoint(path, kind="vae", arch="defense-vae", model=DefenseVAE(), config={"note": "untrained"})
+        return path
+
+    def plain(self, path, model: torch.nn.Module, channels_last: bool = False) -> torch.nn.Module:
+        """The reference's copy of a checkpoint: same weights, nothing frozen, eval mode, default layout (or ours'
+        for the second numerics check, bench.common.check)."""
+        model.load_state_dict(load_checkpoint(path).state_dict)
+        return (place(model, self.device) if channels_last else model.to(self.device)).eval()
+
+    def arrays(self, path, n: int, names) -> list[np.ndarray]:
+        with open_set(path) as reader:
+            batch = reader.read(0, min(n, len(reader)), names)
+        return [batch[name] for name in names]
+
+    def tensors(self, path, n: int, names) -> list[torch.Tensor]:
+        return [torch.from_numpy(a).to(self.device) for a in self.arrays(path, n, names)]
+
+
+def classifier_training(ctx: Context) -> dict:
+    """madvae.train_classifier (HDF5 streaming, channels-last) against a plain Adam loop; no numerics check:
+    the two sides shuffle differently."""
+    s, dev = ctx.sizes, ctx.device
+    n = min(s.classifier, 4000)
+    # epoch 1 is the warm-up; train_classifier times each epoch itself, excluding checkpoint writing
+    info = train_classifier(ctx.train_set, ctx.folder / "bench-magnet.pt", epochs=s.repeats + 1,
+                            batch_size=s.batch, limit=n, device=str(dev), progress=False)
+    ours = statistics.median(epoch["images_per_s"] for epoch in info["history"][1:])
+    x, y = ctx.arrays(ctx.train_set, n, ["x_clean", "y"])
+    torch.manual_seed(0)
+    model = MagNetClassifier().to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def epoch():
+        reference.train_classifier(model, optimizer, reference.loader((x, y), s.batch, shuffle=True), dev)
+
+    ref = rate(epoch, len(y), dev, s.repeats, warmup=epoch)
+    return figure("classifier-train", ours, ref, {}, n=len(y), batch_size=s.batch, device=dev)
+
+
+def _vae_init():
+    """Seeded initial VAE weights and centre sets, copied into both sides."""
+    torch.manual_seed(0)
+    return DefenseVAE().state_dict(), {name: init_centres(DefenseVAE().latent_dim) for name in CENTRE_LRS}
+
+
+def _vae_state(variant, init, centre_init, dev, channels_last: bool, sgd: bool = False):
+    """Model, optimiser (Adam as train_vae, or SGD lr 1 for the numerics check), centres and their SGDs."""
+    model = DefenseVAE()
+    model.load_state_dict(init)
+    model = (place(model, dev) if channels_last else model.to(dev)).train()
+    centres = {name: centre_init[name].clone().to(dev).requires_grad_(True)
+               for name in CENTRE_LRS if variant in USES_CENTRES}
+    centre_optims = {name: torch.optim.SGD([centre], lr=CENTRE_LRS[name]) for name, centre in centres.items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0) if sgd else torch.optim.Adam(model.parameters(), lr=VAE_LR)
+    return model, optimizer, centres, centre_optims
+
+
+def _vae_numerics(ctx: Context, variant: str) -> dict:
+    """One step of each side from the same initial weights and centres on the same batch, with the same
+    reparameterisation noise: the loss terms, every updated weight and buffer, and the centres must agree.
+
+    The step uses plain SGD (lr 1) in place of Adam, so the updated weights are the initial ones minus the
+    clipped gradient and comparing them compares the gradients. Adam's first update, lr g / (|g| + eps), is
+    +-lr for any gradient far from 0 and turns the rounding differences of near-zero gradients (any change in
+    the order of a float sum makes some) into differences of up to 2 lr that say nothing about the math."""
+    dev = ctx.device
+    x_clean, x_adv, y = ctx.tensors(ctx.pairs, ctx.sizes.numerics, ["x_clean", "x_adv", "y"])
+    x_in = x_clean if variant == "identity" else x_adv
+    init, centre_init = _vae_init()
+    uses_classifier = variant in USES_CLASSIFIER
+
+    def one_step(step, classifier, channels_last):
+        model, optimizer, centres, centre_optims = _vae_state(variant, init, centre_init, dev, channels_last,
+                                                              sgd=True)
+        torch.manual_seed(1)
+        terms = step(model, optimizer, x_in, x_clean, y, loss=variant, weights=LossWeights(),
+                     classifier=classifier, centres=centres, centre_optims=centre_optims, clip=1.0)
+        return terms, [*model.state_dict().values(), *centres.values()]
+
+    ours_terms, ours_tensors = one_step(
+        train_step, _load_frozen_classifier(ctx.classifier, dev) if uses_classifier else None, True)
+
+    def pairs_for(channels_last):
+        classifier = ctx.plain(ctx.classifier, MagNetClassifier(), channels_last) if uses_classifier else None
+        ref_terms, ref_tensors = one_step(reference.vae_step, classifier, channels_last)
+        if set(ref_terms) != set(ours_terms):
+            return [(torch.zeros(1), torch.zeros(2))]  # not the same terms: a shape mismatch reads as DIFFER
+        names = list(ours_terms)
+        return [(torch.tensor([ours_terms[k] for k in names]), torch.tensor([ref_terms[k] for k in names])),
+                *zip(ours_tensors, ref_tensors)]
+
+    return check(pairs_for)
+
+
+def vae_training(ctx: Context, variant: str) -> dict:
+    """madvae.train.train_vae (what `madvae train` runs) against the reference loop, one loss variant."""
+    s, dev = ctx.sizes, ctx.device
+    numerics = _vae_numerics(ctx, variant)
+    uses_classifier = variant in USES_CLASSIFIER
+    info = train_vae([ctx.pairs], ctx.folder / f"vae-{variant}.pt", loss=variant,
+                     classifier_path=ctx.classifier if uses_classifier else None, epochs=s.vae_repeats + 1,
+                     batch_size=s.batch, limit=s.vae, device=str(dev), progress=False)
+    ours = statistics.median(epoch["images_per_s"] for epoch in info["history"][1:])  # epoch 1: warm-up
+    x_clean, x_adv, y = ctx.arrays(ctx.pairs, s.vae, ["x_clean", "x_adv", "y"])
+    init, centre_init = _vae_init()
+    model, optimizer, centres, centre_optims = _vae_state(variant, init, centre_init, dev, channels_last=False)
+    classifier = ctx.plain(ctx.classifier, MagNetClassifier()) if uses_classifier else None
+
+    def epoch():
+        reference.train_vae(model, optimizer, reference.loader((x_clean, x_adv, y), s.batch, shuffle=True), dev,
+                            identity=variant == "identity", loss=variant, weights=LossWeights(),
+                            classifier=classifier, centres=centres, centre_optims=centre_optims)
+
+    ref = rate(epoch, len(y), dev, s.vae_repeats, warmup=epoch)
+    return figure(f"vae-{variant}", ours, ref, numerics, n=len(y), batch_size=s.batch, device=dev)
+
+
+def _attack_setup(ctx: Context, name: str):
+    """(params, images per pass, units of work per image): CW is timed per iteration of one binary step."""
+    s = ctx.sizes
+    if name == "cw":
+        overrides = [f"max_iterations={s.cw_iterations}", "binary_search_steps=1", "abort_early=false"]
+        return resolve_params("cw", "test", overrides), s.iterative, s.cw_iterations
+    n = {"fgsm": s.attack, "rfgsm": s.attack, "single-pixel": s.pixel}.get(name, s.iterative)
+    return resolve_params(name, "test"), n, 1
+
+
+def attack(ctx: Context, name: str) -> dict:
+    """run_attack over the set's batches (madvae gen's loop, without writing) against advertorch's classes
+    called on per-sample DataLoader batches."""
+    s, dev = ctx.sizes, ctx.device
+    params, n, per_image = _attack_setup(ctx, name)
+    ours_model = _load_frozen_classifier(ctx.classifier, dev)  # as madvae gen: gradients for the input only
+    ref_model = ctx.plain(ctx.classifier, MagNetClassifier())
+    # numerics: the same images and the same seed (R-FGSM's noise, PGD's random start, the pixel order)
+    x, y = ctx.tensors(ctx.test_set, max(2, s.pixel // 4) if name == "single-pixel" else s.numerics,
+                       ["x_clean", "y"])
+    torch.manual_seed(0)
+    ours_adv = run_attack(name, ours_model, x, y, params).clamp_(0.0, 1.0)
+
+    def pairs_for(channels_last):
+        model = ctx.plain(ctx.classifier, MagNetClassifier(), channels_last) if channels_last else ref_model
+        torch.manual_seed(0)
+        return [(ours_adv, reference.attack(name, model, x, y, params))]
+
+    numerics = check(pairs_for)
+
+    x_all, y_all = ctx.arrays(ctx.test_set, n, ["x_clean", "y"])
+
+    def ours():
+        with open_set(ctx.test_set) as reader:
+            for batch in reader.batches(s.batch, limit=n, names=["x_clean", "y"]):
+                xb, yb = torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev)
+                run_attack(name, ours_model, xb, yb, params).clamp_(0.0, 1.0).cpu().numpy()
+
+    def ref():
+        reference.attack_all(name, ref_model, reference.loader((x_all, y_all), s.batch), params, dev)
+
+    repeats = s.repeats if name in ("fgsm", "rfgsm") else 1  # the others take many seconds per pass
+    work = len(y_all) * per_image
+    label = f"{name} (per iteration)" if name == "cw" else name
+    return figure(label, rate(ours, work, dev, repeats), rate(ref, work, dev, repeats), numerics,
+                  n=len(y_all), batch_size=min(s.batch, len(y_all)), device=dev,
+                  unit="image-iterations/s" if name == "cw" else "images/s")
+
+
+def evaluation(ctx: Context) -> dict:
+    """madvae.evaluate.predict_labels through the VAE purifier (inference mode) against a plain forward."""
+    s, dev = ctx.sizes, ctx.device
+    classifier, _ = load_classifier(ctx.classifier, dev)
+    _, purifier, _ = load_defense(ctx.vae, dev)
+    ref_classifier = ctx.plain(ctx.classifier, MagNetClassifier())
+    ref_vae = ctx.plain(ctx.vae, DefenseVAE())
+    (x,) = ctx.arrays(ctx.test_set, s.attack, ["x_clean"])
+    out = {}
+
+    def ours():
+        with open_set(ctx.test_set) as reader:
+            out["ours"] = predict_labels(classifier, reader.batches(s.batch, limit=len(x), names=["x_clean"]), dev,
+                                         "x_clean", purifier)
+
+    def ref():
+        out["ref"] = reference.predict_purified(ref_vae, ref_classifier, reference.loader((x,), s.batch), dev)
+
+    ours_rate, ref_rate = rate(ours, len(x), dev, s.repeats, warmup=ours), rate(ref, len(x), dev, s.repeats,
+                                                                                 warmup=ref)
+    batch = torch.from_numpy(x[:s.numerics]).to(dev)
+    with torch.inference_mode():
+        ours_images = purifier(batch).clone()
+
+    def pairs_for(channels_last):
+        vae = ctx.plain(ctx.vae, DefenseVAE(), channels_last)
+        labels = out["ref"]
+        if channels_last:  # the second check repeats the whole labelling in ours' layout
+            classifier_cl = ctx.plain(ctx.classifier, MagNetClassifier(), True)
+            labels = reference.predict_purified(vae, classifier_cl, reference.loader((x,), s.batch), dev)
+        return [(ours_images, vae(batch)[0]), (torch.from_numpy(out["ours"]), torch.from_numpy(labels))]
+
+    numerics = check(pairs_for)
+    return figure("eval (vae + classifier)", ours_rate, ref_rate, numerics, n=len(x),
+                  batch_size=min(s.batch, len(x)), device=dev)
+
+
+def overpowered(ctx: Context) -> dict:
+    """One Overpowered step (decoder and classifier forward and backward over the noise draws), per image:
+    madvae.attacks.overpowered_attack against a plain loop with one classifier call per draw."""
+    s, dev = ctx.sizes, ctx.device
+    classifier, _ = load_classifier(ctx.classifier, dev)
+    vae, _, _ = load_defense(ctx.vae, dev)
+    ref_classifier = ctx.plain(ctx.classifier, MagNetClassifier())
+    ref_vae = ctx.plain(ctx.vae, DefenseVAE())
+    settings = {**OVERPOWERED, "threshold": THRESHOLD}
+
+    def ours_run(x, y, steps):
+        generator = torch.Generator(device=dev).manual_seed(0)
+        # stop_fraction 0: every step runs, so each pass does the same work
+        return overpowered_attack(vae, classifier, x, y, restarts=1, steps=steps, generator=generator,
+                                  stop_fraction=0.0, **settings)
+
+    def ref_run(x, y, steps, models=(ref_vae, ref_classifier)):
+        generator = torch.Generator(device=dev).manual_seed(0)
+        return reference.overpowered(*models, x, y, steps=steps, generator=generator, **settings)
+
+    x, y = ctx.tensors(ctx.test_set, s.numerics, ["x_clean", "y"])
+    steps = max(2, s.overpowered_steps)
+    ours_result = ours_run(x, y, steps)
+
+    def pairs_for(channels_last):
+        models = ((ctx.plain(ctx.vae, DefenseVAE(), True), ctx.plain(ctx.classifier, MagNetClassifier(), True))
+                  if channels_last else (ref_vae, ref_classifier))
+        ref_star, ref_margin = ref_run(x, y, steps, models)
+        return [(ours_result["x_star"], ref_star), (ours_result["margin"], ref_margin)]
+
+    numerics = check(pairs_for)
+
+    x_all, y_all = ctx.arrays(ctx.test_set, s.overpowered, ["x_clean", "y"])
+
+    def ours():
+        with open_set(ctx.test_set) as reader:
+            for batch in reader.batches(s.batch, limit=len(y_all), names=["x_clean", "y"]):
+                ours_run(torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev),
+                         s.overpowered_steps)
+
+    def ref():
+        for xb, yb in reference.loader((x_all, y_all), s.batch):
+            ref_run(xb.to(dev), yb.to(dev), s.overpowered_steps)
+
+    work = len(y_all) * s.overpowered_steps
+    return figure("overpowered (per step)", rate(ours, work, dev, 1), rate(ref, work, dev, 1),
+                  numerics, n=len(y_all), batch_size=min(s.batch, len(y_all)), device=dev, unit="image-steps/s",
+                  note=f"norm {OVERPOWERED['norm']}, {OVERPOWERED['noise_samples']} noise draws, 1 restart")
+
+
+def umap_embedding(ctx: Context) -> dict:
+    """madvae.embed's UMAP call against umap.UMAP as the original configured it, on the same flattened images.
+    Always on the CPU (umap-learn has no GPU path)."""
+    import umap
+
+    from madvae.embed import _umap
+
+    (x,) = ctx.arrays(ctx.train_set, ctx.sizes.umap, ["x_clean"])
+    x = x.reshape(len(x), -1)
+    _umap(x[:100], 42)  # numba compiles UMAP's kernels once per process (about 20 s): keep it out of the timing
+    out = {}
+
+    def ours():
+        out["ours"] = _umap(x, 42)
+
+    def ref():
+        with warnings.catch_warnings():  # umap warns that random_state forces one thread
+            warnings.simplefilter("ignore")
+            out["ref"] = umap.UMAP(n_components=2, random_state=42).fit_transform(x)
+
+    cpu = torch.device("cpu")
+    ours_rate, ref_rate = rate(ours, len(x), cpu, 1), rate(ref, len(x), cpu, 1)
+    numerics = compare([(torch.from_numpy(np.asarray(out["ours"], dtype=np.float64)),
+                         torch.from_numpy(np.asarray(out["ref"], dtype=np.float64)))])  # no layout involved
+    return figure(f"umap ({len(x)} points)", ours_rate, ref_rate, numerics, n=len(x), batch_size=len(x), device=cpu)
+
+
+SECTIONS = {"classifier": classifier_training,
+            **{f"vae-{v}": (lambda ctx, v=v: vae_training(ctx, v)) for v in VARIANTS},
+            **{name: (lambda ctx, name=name: attack(ctx, name)) for name in ATTACKS},
+            "eval": evaluation, "overpowered": overpowered, "umap": umap_embedding}
+GROUPS = {"vae": [f"vae-{v}" for v in VARIANTS], "attacks": list(ATTACKS), "all": list(SECTIONS)}

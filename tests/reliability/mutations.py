@@ -1,0 +1,96 @@
+"""Remove each protection in turn and show that a reliability test fails (issue 6: "every point is a test that
+fails when the protection is removed").
+
+    .venv/bin/python tests/reliability/mutations.py [--control] [NAME ...]
+
+Each mutation edits one line of a throw-away copy of the package (never the working tree), runs the tests that
+guard it against that copy, and must see them fail. Prints one line per mutation; exits 1 if any test survived.
+--control runs the same tests on an unmodified copy, which must pass (the harness itself is sound).
+Not part of the pytest run: it reruns slow tests once per mutation (about 10 minutes in all on 2 cores).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = "tests/reliability/test_bad_input.py::test_bad_input"
+
+# name -> (file, the protecting code, what it becomes without the protection, tests that must then fail)
+MUTATIONS = {
+    "temporary, then rename": ("madvae/util.py",
+                               "    remove_stale_temporaries(path)\n    return temp_path_for(path)", "    return path",
+                               ["tests/reliability/test_sigkill.py::test_nothing_under_the_final_name_until_the_last_byte"]),
+    "stale temporaries removed": ("madvae/util.py", "    remove_stale_temporaries(path)\n", "",
+                                  ["tests/reliability/test_sigkill.py::test_stale_temporary_of_a_live_writer_is_kept"]),
+    "complete flag checked": ("madvae/store.py", 'if not bool(attrs.get("complete", False)):', "if False:",
+                              [f"{BAD}[classifier-complete-flag-missing]", f"{BAD}[embed-complete-flag-false]"]),
+    "values checked on read": ("madvae/store.py", "elif not (np.isfinite(values).all() and", "elif False and (",
+                               [f"{BAD}[inspect-nan-in-x_clean]", f"{BAD}[gen-inf-in-x_clean]"]),
+    "labels checked on read": ("madvae/store.py", "                if bad.any():", "                if False:",
+                               [f"{BAD}[attack-label-12]"]),
+    "stored chunks counted": ("madvae/store.py", "            self._check_storage(name, ds)\n", "",
+                              [f"{BAD}[train-consistent-1e9-sample-set-without-data]"]),
+    "weights_only load": ("madvae/checkpoint.py", "weights_only=True)", "weights_only=False)",
+                          [f"{BAD}[attack-pickle-that-runs-code]", f"{BAD}[inspect-pickle-that-runs-code]"]),
+    "SIGTERM handled": ("madvae/train.py", "            self._previous = signal.signal(signal.SIGTERM, self._handle)",
+                        "            pass",
+                        ["tests/test_train.py::test_sigterm_to_the_command_exits_requeueable_and_resume_finishes"]),
+    "no teardown after a failed write": ("madvae/cli.py", "        _exit_now(code)\n", "",
+                                         ["tests/reliability/test_disk_full.py"]),
+    "lock error explained": ("madvae/store.py", 'if exc.errno in (errno.EAGAIN, errno.ENOLCK) or "unable to lock',
+                             'if False and ("unable to lock',
+                             ["tests/reliability/test_concurrency.py::"
+                              "test_a_set_held_open_for_writing_is_refused_unless_locking_is_off"]),
+    "hashes compared by verify": ("madvae/verify.py", '"ok" if current == ref.sha256 else "mismatch"', '"ok"',
+                                  ["tests/test_verify.py::test_a_replaced_classifier_is_a_mismatch"]),
+    "FGSM clipped to the image range": ("madvae/attacks/whitebox.py",
+                                        "GradientSignAttack(model, eps=eps, clip_min=0.0, clip_max=1.0)",
+                                        "GradientSignAttack(model, eps=eps, clip_min=-1.0, clip_max=2.0)",
+                                        ["tests/reliability/test_attack_properties.py::test_fgsm_stays_within_eps"]),
+}
+
+
+def run(name: str, scratch: Path, control: bool = False) -> tuple[bool, float, str]:
+    file, protection, removed, tests = MUTATIONS[name]
+    copy = scratch / name.replace(" ", "_")
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", ".snakemake", "results", "__pycache__"))
+    source = copy / file
+    text = source.read_text()
+    if text.count(protection) != 1:
+        return False, 0.0, f"the protected code is not found once in {file}: update this script"
+    if not control:
+        source.write_text(text.replace(protection, removed))
+    env = {**os.environ, "PYTHONPATH": str(copy)}  # the copy's madvae, in this process's tests and their children
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                          cwd=copy, env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    last = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    return done.returncode == (0 if control else 1), elapsed, last
+
+
+def main(names: list[str]) -> int:
+    control = "--control" in names
+    names = [name for name in names if name != "--control"]
+    unknown = [name for name in names if name not in MUTATIONS]
+    if unknown:
+        print(f"unknown mutation(s): {', '.join(unknown)}; known: {', '.join(MUTATIONS)}", file=sys.stderr)
+        return 2
+    survived = 0
+    with tempfile.TemporaryDirectory(prefix="madvae-mutations-") as scratch:
+        for name in names or MUTATIONS:
+            expected, elapsed, last = run(name, Path(scratch), control)
+            survived += not expected
+            verdict = ("passes  " if expected else "FAILS   ") if control else ("caught  " if expected else "SURVIVED")
+            print(f"{verdict} {name:34s} {elapsed:6.1f} s  {last}", flush=True)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

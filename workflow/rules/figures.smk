@@ -1,0 +1,54 @@
+# Figures beside the tables: digits before and after attack and purification (one grid per test attack, every
+# purifier a row), and the purifiers' training curves.
+
+
+rule samples:
+    input:
+        set=res("sets/test/{attack}.h5"),
+        classifier=res("models/classifier.pt"),
+        vaes=all_vaes(),
+    output:
+        png=report(res("figures/samples/{attack}.png"), caption="../report/samples.rst", category="Samples",
+                   labels={"attack": "{attack}"}),
+    params:
+        vaes=sample_vae_options,
+        out_dir=figure_dir,
+        device=DEVICE,
+    log:
+        res("logs/figures/samples/{attack}.log"),
+    benchmark:
+        res("benchmarks/figures/samples/{attack}.tsv")
+    threads: RES["report"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["report"]["mem_mb"],
+        runtime=RES["report"]["runtime"],
+        cpus_per_task=RES["report"]["cpus_per_task"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae report {input.set} --kind samples --classifier {input.classifier} {params.vaes} "
+        "--device {params.device} --name {wildcards.attack} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule curves:
+    input:
+        all_training_logs(),
+    output:
+        png=report(res("figures/training_curves.png"), caption="../report/curves.rst", category="Training",
+                   labels={"figure": "loss terms"}),
+    params:
+        logs=named_training_logs,
+        out_dir=figure_dir,
+    log:
+        res("logs/figures/training_curves.log"),
+    benchmark:
+        res("benchmarks/figures/training_curves.tsv")
+    threads: RES["report"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["report"]["mem_mb"],
+        runtime=RES["report"]["runtime"],
+        cpus_per_task=RES["report"]["cpus_per_task"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae report {params.logs} --kind curves --name training_curves --out-dir {params.out_dir} > {log} 2>&1"
