@@ -79,6 +79,10 @@ def markdown(results: dict) -> str:
            "|" + "|".join("---" if key in ("name", "numerics", "device") else "---:" for key, _ in COLUMNS) + "|"]
     out += ["| " + " | ".join(_cell(key, fig[key]) for key, _ in COLUMNS) + " |" for fig in results["figures"]]
     out += ["", flop_line(results["flops"])]
+    if "paper_grid" in results:
+        from bench.estimate import estimate_line
+
+        out += ["", estimate_line(results["paper_grid"], machine["device"])]
     if results.get("memory"):
         out += ["", memory_line(results["memory"])]
     for error in results.get("errors", []):

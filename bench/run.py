@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python bench/run.py` puts bench/, not the repository, on the path
 
-from bench import memory, report  # noqa: E402
+from bench import estimate, memory, report  # noqa: E402
 from bench.common import forward_flops_per_image, machine_info, matmul_gflops  # noqa: E402
 from bench.sections import DEFAULT, GROUPS, QUICK, SECTIONS, Context  # noqa: E402
 from madvae.models import DefenseVAE  # noqa: E402
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     device = resolve_device(args.device)
     sizes = QUICK if args.quick else DEFAULT
-    gflops = matmul_gflops(device, repeats=2 if args.quick else 5)
+    gflops = matmul_gflops(device, repeats=3 if args.quick else 10)
     machine = machine_info(device, gflops)
     print(f"madvae bench: {machine['cpu_count']} CPUs, {machine['threads']} threads, torch "
           f"{machine['torch_version']}, {device}, matmul {gflops:.1f} GFLOP/s", flush=True)
@@ -92,7 +92,8 @@ def main(argv=None) -> int:
             figures.append(fig)
             print(report.line(fig), flush=True)
     results = {"machine": machine, "quick": args.quick, "sizes": asdict(sizes), "figures": figures,
-               "flops": flop_summary(figures, gflops), "memory": None, "errors": errors}
+               "flops": flop_summary(figures, gflops), "paper_grid": estimate.paper_grid_hours(figures),
+               "memory": None, "errors": errors}
     if args.memory:
         print("memory: peak RSS of training, small against large training set", flush=True)
         try:

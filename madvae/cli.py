@@ -45,6 +45,7 @@ class Dataset(str, Enum):
 
 class Split(str, Enum):
     train = "train"
+    val = "val"
     test = "test"
 
 
@@ -180,6 +181,11 @@ def inspect(
 # --- train (issue 3: madvae/train.py) ---
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class LossVariant(str, Enum):
     vanilla = "vanilla"
     classification = "classification"
@@ -204,6 +210,8 @@ def train(
     beta: Annotated[float, typer.Option(help="KL weight.")] = 0.1,
     gamma: Annotated[float, typer.Option(help="Classification loss weight.")] = 0.1,
     resume: Annotated[bool, typer.Option(help="Continue from <out>.resume.pt left by an interrupted run.")] = False,
+    precision: Annotated[Precision, typer.Option(help="bf16: mixed-precision forward pass (GPUs with bfloat16).")
+                         ] = Precision.fp32,
     seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
     """Train a Defense-VAE / MAD-VAE purifier (x_adv -> x_clean) and write its checkpoint and log."""
@@ -211,7 +219,8 @@ def train(
 
     info = train_vae([*(sets or []), *(set_option or [])], out, loss=loss.value, classifier_path=classifier,
                      epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha, sigma=sigma, beta=beta, gamma=gamma,
-                     seed=seed, device=device.value, limit=limit, resume=resume, progress=progress)
+                     seed=seed, device=device.value, limit=limit, resume=resume, progress=progress,
+                     precision=precision.value)
     last = info["history"][-1]
     typer.echo(f"{out}: {loss.value} VAE trained on {info['n_train']} {info['dataset']} images for "
                f"{last['epoch']} epochs, final loss {last['total']:.4f} (logs {info['log']}, {info['steps_log']})")
@@ -345,6 +354,13 @@ class EmbedSpace(str, Enum):
     input = "input"
     latent = "latent"
     output = "output"
+    overpowered_latent = "overpowered-latent"
+    overpowered_output = "overpowered-output"
+
+
+class OverpoweredPreset(str, Enum):
+    quick = "quick"
+    paper = "paper"
 
 
 class EmbedColour(str, Enum):
@@ -365,10 +381,12 @@ def embed(
     = None,
     out_dir: Annotated[Optional[Path], typer.Option(
         help="Several figures of the same samples in one run (UMAP compiles once): DIR/input.* and "
-             "DIR/NAME_SPACE.* for each --vae and each latent/output --space.")] = None,
+             "DIR/NAME_SPACE.* for each --vae and each --space but input.")] = None,
     space: Annotated[Optional[list[EmbedSpace]], typer.Option(
-        help="input: the images; latent: VAE means; output: VAE outputs. Repeatable with --out-dir. "
-             "Default: input.")] = None,
+        help="input: the images; latent: VAE means; output: VAE outputs; overpowered-latent / overpowered-output: "
+             "latent means / VAE outputs of the clean images before and after the Overpowered Attack, side by "
+             "side (paper Figures 6 and 5; needs --classifier). Repeatable with --out-dir. Default: input.")]
+    = None,
     colour: Annotated[EmbedColour, typer.Option(help="true labels, or the classifier's predicted labels.")]
     = EmbedColour.true,
     field: Annotated[Optional[SetField], typer.Option(help="Images to use. Default: x_adv when the set has it.")]
@@ -382,18 +400,50 @@ def embed(
     width: Annotated[float, typer.Option(min=1, help="Figure width in inches (paper: 14).")] = 7.0,
     height: Annotated[float, typer.Option(min=1, help="Figure height in inches (paper: 10).")] = 5.0,
     dpi: Annotated[int, typer.Option(min=50, help="Figure resolution (paper: 300).")] = 150,
+    norm: Annotated[Optional[float], typer.Option(
+        help="Overpowered spaces: the attack's robustness norm, the L2 norm of its noise. Default: 1.0, the "
+             "paper's figures'.")] = None,
+    preset: Annotated[Optional[OverpoweredPreset], typer.Option(
+        help="Overpowered spaces: the attack's settings, quick (CPU) or paper. Default: quick.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option(
+        help="Overpowered spaces: override restarts, steps or noise_samples, e.g. --param steps=10 (repeatable).")]
+    = None,
     seed: SeedOpt = 42, device: DeviceOpt = Device.auto, progress: ProgressOpt = True,
 ):
-    """UMAP figures and coordinates of images, VAE latent means or VAE outputs (paper section 3.4)."""
+    """UMAP figures and coordinates of images, VAE latent means or VAE outputs (paper section 3.4), and of
+    latents and outputs before and after the Overpowered Attack (section 3.5). Overpowered figures are two
+    panels, each --width wide."""
     from madvae.embed import embed_figures, plan_figures
 
+    overpowered = _embed_overrides(param or [])
+    if norm is not None:
+        overpowered["norm"] = norm
+    if preset is not None:
+        overpowered["preset"] = preset.value
     figures = plan_figures([s.value for s in space or [EmbedSpace.input]], vae or [], out=out, out_dir=out_dir)
     written = embed_figures(set_path, figures, field=field.value if field else None, classifier_path=classifier,
                             colour=colour.value, n=n, seed=seed, device=device.value, figsize=(width, height),
-                            dpi=dpi, progress=progress)
+                            dpi=dpi, progress=progress, overpowered=overpowered)
     for info in written:
+        attacked = (f", Overpowered Attack at norm {float(info['norm'])}: {info['budget_fraction']:.0%} within "
+                    "its L2 budget" if "norm" in info else "")
         typer.echo(f"{info['png']}: UMAP of {info['n']} {info['space']}-space samples ({info['field']}, defense "
-                   f"{info['defense']}, coloured by {info['colour']} label); coordinates in {info['csv']}")
+                   f"{info['defense']}{attacked}, coloured by {info['colour']} label); coordinates in {info['csv']}")
+
+
+def _embed_overrides(items: list[str]) -> dict:
+    """--param of madvae embed: the Overpowered Attack's whole-number settings (its one norm is --norm)."""
+    parsed = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in ("restarts", "steps", "noise_samples"):
+            raise MadvaeError(f"--param {item!r} does not apply to madvae embed",
+                              hint="known: restarts, steps, noise_samples (the norm is --norm)")
+        try:
+            parsed[key] = int(raw)
+        except ValueError:
+            raise MadvaeError(f"--param {item!r}: {raw!r} is not a whole number") from None
+    return parsed
 
 
 # --- report (issue 3: madvae/report.py) ---
@@ -405,6 +455,7 @@ class ReportKind(str, Enum):
     blackbox_transfer = "blackbox-transfer"
     adaptive = "adaptive"
     overpowered = "overpowered"
+    selection = "selection"
     samples = "samples"
     curves = "curves"
 
@@ -417,8 +468,10 @@ def report(
                               "set. curves: training logs ([NAME=]<vae>.steps.csv or .train.csv of `madvae train`).")],
     out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables or the figure.")],
     kind: Annotated[ReportKind, typer.Option(
-        help="A table (Tables 1, 2 and 3 of the paper, and the adaptive attacks: from the results' kind), or a "
-             "figure: samples (clean / adversarial / purified digits), curves (training loss terms).")]
+        help="A table (Tables 1, 2 and 3 of the paper, and the adaptive attacks: from the results' kind), "
+             "selection (a sweep's candidates on the validation sets: NAME.csv, NAME.md and the kept models in "
+             "NAME.json), or a figure: samples (clean / adversarial / purified digits), curves (training loss "
+             "terms).")]
     = ReportKind.whitebox,
     name: Annotated[Optional[str], typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
                                                      "NAME.md (overpowered: NAME.csv; figures: NAME.png). "
@@ -428,9 +481,19 @@ def report(
     vae: Annotated[Optional[list[str]], typer.Option(
         metavar="[NAME=]PATH", help="samples: a purifier whose outputs make a row (repeatable).")] = None,
     device: DeviceOpt = Device.auto,
+    criterion: Annotated[str, typer.Option(help="selection: mean-accuracy (over the validation attacks) or "
+                                                "min-accuracy (the worst one).")] = "mean-accuracy",
 ):
     """Tables shaped like the paper's (accuracy and agreement, CSV and Markdown), sample grids and training curves."""
     stem = name or kind.value.replace("-", "_")
+    if kind is ReportKind.selection:
+        from madvae.selection import write_selection
+
+        record = write_selection(inputs, out_dir, name=stem, criterion=criterion)["record"]
+        kept = ", ".join(f"{v}: {w['checkpoint']}" for v, w in record["selected"].items())
+        typer.echo(f"{Path(out_dir) / stem}.{{csv,md,json}}: {len(record['candidates'])} candidates by "
+                   f"{criterion}; kept {kept}")
+        return
     if kind in (ReportKind.samples, ReportKind.curves):
         from madvae import figures
         from madvae.util import named_paths

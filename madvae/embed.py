@@ -1,6 +1,8 @@
-"""UMAP clustering figures (paper section 3.4): a 2-D embedding of images, VAE latent means or VAE outputs.
+"""UMAP clustering figures (paper sections 3.4 and 3.5): a 2-D embedding of images, VAE latent means or VAE
+outputs, and of latents and outputs before and after the Overpowered Attack (Figures 5 and 6).
 
-Writes ``{prefix}.csv`` (index,x,y,label; index is the sample's position in the set) and ``{prefix}.png``.
+Writes ``{prefix}.csv`` (index,x,y,label; index is the sample's position in the set; the Overpowered spaces add
+a column stage, before or after) and ``{prefix}.png``.
 """
 from __future__ import annotations
 
@@ -15,10 +17,20 @@ from tqdm import tqdm
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
+from madvae.evaluate_overpowered import attack_latents, overpowered_params
 from madvae.store import NUM_CLASSES, open_set
 from madvae.util import atomic_output, named_paths, resolve_device
 
-SPACES = ("input", "latent", "output")
+# The Overpowered spaces embed the clean samples before and the attack's results after, jointly (one UMAP fit,
+# so that a point's move between the two panels is a move in the same map): overpowered-latent the encoder means
+# z0 and the attacked latents z* (Figure 6), overpowered-output G(z0) and the attack's images G(z*) (Figure 5).
+OVERPOWERED_SPACES = {
+    "overpowered-latent": ("latent means before and after the attack", "before: encoder means z0",
+                           "after: attacked latents z*"),
+    "overpowered-output": ("decoder outputs before and after the attack", "before: G(z0), the VAE's output",
+                           "after: G(z*), the attack's images"),
+}
+SPACES = ("input", "latent", "output", *OVERPOWERED_SPACES)
 COLOURS = ("true", "predicted")
 FIELDS = ("x_adv", "x_clean")
 MIN_SAMPLES = 5  # UMAP's spectral initialisation fails below this
@@ -36,22 +48,28 @@ class Figure:
 
 def embed_set(set_path, out_prefix, *, space: str = "input", field: str | None = None, vae_path=None,
               classifier_path=None, colour: str = "true", n: int = 3000, seed: int = 42, device: str = "auto",
-              figsize: tuple[float, float] = (7.0, 5.0), dpi: int = 150) -> dict:
+              figsize: tuple[float, float] = (7.0, 5.0), dpi: int = 150, overpowered: dict | None = None) -> dict:
     """Embed ``n`` seeded random samples of a set with UMAP and write the coordinates and the figure.
 
-    space: input (the images), latent (the VAE's posterior means) or output (VAE decodings of the mean).
+    space: input (the images), latent (the VAE's posterior means), output (VAE decodings of the mean), or
+    overpowered-latent / overpowered-output (see OVERPOWERED_SPACES; needs the classifier the attack targets).
     colour: true (the set's labels) or predicted (the classifier's label for what a defended pipeline
-    classifies: the image itself in input space, the VAE output in latent and output space)."""
+    classifies: the image itself in input space, the VAE output in the other spaces).
+    overpowered: the attack's settings, keywords of overpowered_params (preset, norm, restarts, steps,
+    noise_samples); default the quick preset at robustness norm 1.0, the norm of the paper's figures."""
     figure = Figure(str(out_prefix), space, None if vae_path is None else str(vae_path))
     return embed_figures(set_path, [figure], field=field, classifier_path=classifier_path, colour=colour, n=n,
-                         seed=seed, device=device, figsize=figsize, dpi=dpi)[0]
+                         seed=seed, device=device, figsize=figsize, dpi=dpi, overpowered=overpowered)[0]
 
 
 def embed_figures(set_path, figures: list[Figure], *, field: str | None = None, classifier_path=None,
                   colour: str = "true", n: int = 3000, seed: int = 42, device: str = "auto",
-                  figsize: tuple[float, float] = (7.0, 5.0), dpi: int = 150, progress: bool = False) -> list[dict]:
+                  figsize: tuple[float, float] = (7.0, 5.0), dpi: int = 150, progress: bool = False,
+                  overpowered: dict | None = None) -> list[dict]:
     """Several figures of the same samples of one set in one process: UMAP's numba compilation (about 20 s
-    on 2 cores) is paid once instead of once per figure. Returns one info dict per figure, in order."""
+    on 2 cores) is paid once instead of once per figure, and the Overpowered Attack runs once per VAE for
+    both of its spaces. Returns one info dict per figure, in order. An Overpowered figure has two panels side
+    by side, each ``figsize``."""
     if not figures:
         raise MadvaeError("no figure requested", hint="give --space (and --vae for latent or output)")
     for figure in figures:
@@ -64,6 +82,19 @@ def embed_figures(set_path, figures: list[Figure], *, field: str | None = None, 
         raise MadvaeError(f"--n {n} is too small: UMAP needs at least {MIN_SAMPLES} samples")
     if colour == "predicted" and classifier_path is None:
         raise MadvaeError("colour predicted needs a classifier checkpoint (--classifier)")
+    attacked = [figure.space for figure in figures if figure.space in OVERPOWERED_SPACES]
+    if overpowered and not attacked:
+        raise MadvaeError("--norm, --preset and --param set the Overpowered Attack: they apply to the overpowered "
+                          "spaces only", hint="add --space overpowered-latent or --space overpowered-output")
+    attack_params = None
+    if attacked:
+        if classifier_path is None:
+            raise MadvaeError(f"space {attacked[0]} needs a classifier checkpoint (--classifier): the Overpowered "
+                              "Attack targets it")
+        if field == "x_adv":
+            raise MadvaeError(f"space {attacked[0]} attacks the clean images: --field x_adv does not apply",
+                              hint="drop --field")
+        attack_params = overpowered_params(**(overpowered or {}))
     dev = resolve_device(device)
     # load every checkpoint before any heavy work, so a wrong file fails at once
     vaes = {}
@@ -83,12 +114,20 @@ def embed_figures(set_path, figures: list[Figure], *, field: str | None = None, 
         if len(indices) < MIN_SAMPLES:
             raise MadvaeError(f"only {reader.n} samples: UMAP needs at least {MIN_SAMPLES}", set_path)
         images, true_labels = _read_samples(reader, indices, field)
+        clean = images if field == "x_clean" or not attacked else _read_samples(reader, indices, "x_clean")[0]
         info = {"dataset": reader.dataset, "split": reader.split, "attack": reader.attack}
 
     colour_text = f"predicted label ({classifier_arch})" if colour == "predicted" else "true label"
-    written = []
+    written, runs = [], {}
     for figure in tqdm(figures, desc="UMAP figures", unit="fig", disable=not progress or len(figures) == 1):
         vae, defense = vaes[figure.vae_path] if figure.vae_path is not None else (None, "none")
+        if figure.space in OVERPOWERED_SPACES:
+            if figure.vae_path not in runs:
+                runs[figure.vae_path] = _attack(vae, classifier, clean, true_labels, attack_params, seed, defense,
+                                                progress)
+            written.append(_overpowered_figure(figure, runs[figure.vae_path], indices, true_labels, colour,
+                                               classifier_arch, attack_params, defense, info, seed, figsize, dpi))
+            continue
         features, predicted = _features(images, figure.space, vae, classifier, dev)
         labels = predicted if colour == "predicted" else true_labels
         coords = _umap(features, seed)
@@ -96,10 +135,44 @@ def embed_figures(set_path, figures: list[Figure], *, field: str | None = None, 
         _write_csv(csv_path, indices, coords, labels)
         title = (f"{info['dataset']} {info['split']}, attack {info['attack']}, defense {defense}\n"
                  f"UMAP of {figure.space} space ({field}, n = {len(indices)}), coloured by {colour_text}")
-        _write_png(png_path, coords, labels, title, figsize, dpi)
+        _write_png(png_path, [(coords, labels, None)], title, figsize, dpi)
         written.append({"csv": csv_path, "png": png_path, "n": int(len(indices)), "space": figure.space,
                         "field": field, "colour": colour, "defense": defense, "title": title, **info})
     return written
+
+
+def _attack(vae, classifier, images, labels, params: dict, seed: int, defense: str, progress: bool) -> dict:
+    batch = 100  # evaluate_overpowered's default batch: the early stop is decided per batch
+    total = -(-len(images) // batch) * params["steps"]
+    with tqdm(total=total, unit="step", mininterval=1.0, desc=f"overpowered vs {defense}",
+              disable=not progress) as bar:
+        return attack_latents(vae, classifier, images, labels, params=params, batch_size=batch, seed=seed, bar=bar)
+
+
+def _overpowered_figure(figure: Figure, run: dict, indices, true_labels, colour: str, classifier_arch: str,
+                        params: dict, defense: str, info: dict, seed: int, figsize, dpi: int) -> dict:
+    """Figure 5 (overpowered-output) or 6 (overpowered-latent): before and after, one joint UMAP fit."""
+    stage = "z" if figure.space == "overpowered-latent" else "output"
+    before, after = (run[f"{stage}_{when}"].reshape(len(indices), -1) for when in ("before", "after"))
+    coords = _umap(np.concatenate([before, after]).astype(np.float32), seed)
+    if colour == "predicted":
+        labels = (run["predicted_before"], run["predicted_after"])
+        colour_text = f"the defended prediction ({classifier_arch} after the VAE)"
+    else:
+        labels, colour_text = (true_labels, true_labels), "true label"
+    what, first, second = OVERPOWERED_SPACES[figure.space]
+    n = len(indices)
+    title = (f"{info['dataset']} {info['split']}: Overpowered Attack on {defense}, robustness norm "
+             f"{float(params['norm'])}, n = {n}\nUMAP of {what} ({params['preset']} preset, {params['steps']} steps), "
+             f"coloured by {colour_text}")
+    csv_path, png_path = Path(figure.prefix + ".csv"), Path(figure.prefix + ".png")
+    _write_csv(csv_path, np.concatenate([indices, indices]), coords, np.concatenate(labels),
+               stages=["before"] * n + ["after"] * n)
+    _write_png(png_path, [(coords[:n], labels[0], first), (coords[n:], labels[1], second)], title,
+               (2 * figsize[0], figsize[1]), dpi)
+    return {"csv": csv_path, "png": png_path, "n": int(n), "space": figure.space, "field": "x_clean",
+            "colour": colour, "defense": defense, "title": title, "norm": params["norm"],
+            "budget_fraction": float(np.mean(run["met_budget"])), **info}
 
 
 def plan_figures(spaces: list[str], vaes: list[str], *, out=None, out_dir=None) -> list[Figure]:
@@ -183,33 +256,51 @@ def _umap(features: np.ndarray, seed: int) -> np.ndarray:
         return np.asarray(reducer.fit_transform(features), dtype=np.float64)
 
 
-def _write_csv(path: Path, indices, coords, labels) -> None:
+def _write_csv(path: Path, indices, coords, labels, stages=None) -> None:
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["index", "x", "y", "label"])
-            for index, (x, y), label in zip(indices, coords, labels):
-                writer.writerow([int(index), f"{x:.6g}", f"{y:.6g}", int(label)])
+            writer.writerow(["index", "x", "y", "label"] + ([] if stages is None else ["stage"]))
+            for k, (index, (x, y), label) in enumerate(zip(indices, coords, labels)):
+                extra = [] if stages is None else [stages[k]]
+                writer.writerow([int(index), f"{x:.6g}", f"{y:.6g}", int(label), *extra])
 
 
-def _write_png(path: Path, coords, labels, title: str, figsize, dpi: int) -> None:
+def _write_png(path: Path, panels, title: str, figsize, dpi: int) -> None:
+    """``panels``: (coords, labels, subtitle) per panel, side by side with one colour bar. One panel carries
+    ``title`` itself; several have it above them and share their limits (one embedding: a point that moves
+    between panels moved in the map)."""
     # Figure + Agg canvas directly: no pyplot global state, no display needed
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, dpi=dpi)
+    single = len(panels) == 1
+    fig = Figure(figsize=figsize, dpi=dpi, layout=None if single else "constrained")
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    size = 14 * min(1.0, max(0.3, np.sqrt(len(coords) / PAPER_SAMPLES)))
-    points = ax.scatter(coords[:, 0], coords[:, 1], c=labels, s=size, cmap=colormaps["Spectral"].resampled(10),
-                        vmin=-0.5, vmax=NUM_CLASSES - 0.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_aspect("equal", "datalim")
-    ax.set_title(title, fontsize=10)
-    bar = fig.colorbar(points, ax=ax, boundaries=np.arange(NUM_CLASSES + 1) - 0.5)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    every = np.concatenate([coords for coords, _, _ in panels])
+    low, high = every.min(0), every.max(0)
+    pad = 0.05 * np.maximum(high - low, 1e-6)
+    for ax, (coords, labels, subtitle) in zip(axes, panels):
+        size = 14 * min(1.0, max(0.3, np.sqrt(len(coords) / PAPER_SAMPLES)))
+        points = ax.scatter(coords[:, 0], coords[:, 1], c=labels, s=size,
+                            cmap=colormaps["Spectral"].resampled(10), vmin=-0.5, vmax=NUM_CLASSES - 0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if single:
+            ax.set_aspect("equal", "datalim")
+            ax.set_title(title, fontsize=10)
+        else:
+            ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+            ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
+            ax.set_aspect("equal", "box")
+            ax.set_title(subtitle, fontsize=10)
+    bar = fig.colorbar(points, ax=axes[0] if single else list(axes), boundaries=np.arange(NUM_CLASSES + 1) - 0.5)
     bar.set_ticks(np.arange(NUM_CLASSES))
-    fig.tight_layout()
+    if single:
+        fig.tight_layout()
+    else:
+        fig.suptitle(title, fontsize=10)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)

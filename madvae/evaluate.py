@@ -13,7 +13,7 @@ from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.report import RESULT_TYPE, RESULT_VERSION
 from madvae.store import open_set
-from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file
+from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file, to_device
 
 
 
@@ -23,7 +23,7 @@ def predict_labels(classifier, batches, device, field: str = "x_clean", purifier
     classifier.eval()
     predictions = []
     for batch in batches:
-        x = torch.from_numpy(batch[field]).to(device)
+        x = to_device(batch[field], device)
         if purifier is not None:
             x = purifier(x)
         predictions.append(classifier(x).argmax(1).cpu().numpy())

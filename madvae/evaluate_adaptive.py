@@ -10,7 +10,7 @@ from madvae.attacks.adaptive import get_adaptive_attack, resolve_adaptive_params
 from madvae.errors import MadvaeError
 from madvae.evaluate import load_classifier, load_defense, metrics, result_header, write_json
 from madvae.store import open_set
-from madvae.util import resolve_device, seed_everything
+from madvae.util import resolve_device, seed_everything, to_device
 
 
 @torch.inference_mode()
@@ -50,7 +50,7 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         bar = tqdm(total=n * resolved["nb_iter"] * resolved["restarts"], desc=f"{attack} vs {defense['name']}",
                    unit="img-step", unit_scale=True, disable=not progress, mininterval=1.0)
         for batch in reader.batches(batch_size, limit=n, names=["x_clean", "y"]):
-            x, y = torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev)
+            x, y = to_device(batch["x_clean"], dev), to_device(batch["y"], dev)
             x_adv = spec.function(classifier, vae, x, y, **resolved, **extra,
                                   on_step=lambda size=len(y): bar.update(size)).detach()
             labels.append(batch["y"])

@@ -18,7 +18,7 @@ from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
 from madvae.evaluate import load_classifier, load_defense, metrics, result_header, write_json
 from madvae.store import open_set
-from madvae.util import resolve_device, seed_everything, sha256_file
+from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
 SUBSTITUTES = ("A", "B", "C", "D", "E")  # Table 6
 PAPER_NOTE = ("white-box on the substitute: crafted on and classified by the same model "
@@ -49,7 +49,7 @@ def _labels(classifier, x, purifier=None, batch_size: int = 500):
 
 
 def _to_device(batch, dev):
-    return torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev)
+    return to_device(batch["x_clean"], dev), to_device(batch["y"], dev)
 
 
 class _Collector:

@@ -167,3 +167,59 @@ def overpowered_figure(clean, attacked, l2, png_path, *, title: str | None = Non
     fig.tight_layout()
     with atomic_output(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def overpowered_params(preset: str = "quick", norm: float = 1.0, restarts: int | None = None,
+                       steps: int | None = None, noise_samples: int | None = None) -> dict:
+    """The attack settings of one run at one robustness norm (the preset's, with overrides), validated as
+    evaluate_overpowered validates them; a bad value is a MadvaeError."""
+    if isinstance(norm, bool) or not isinstance(norm, (int, float)) or not 0 <= norm <= math.sqrt(IMAGE_PIXELS):
+        raise MadvaeError(f"--norm {norm!r} must be a number in [0, 28] (the L2 norm of the attack's noise)",
+                          hint="the paper's figures use 1.0")
+    params = _resolve(preset, [norm], restarts, steps, noise_samples, None, 1)
+    del params["n"]  # the preset's image count: the caller picks the images
+    params["norm"] = params.pop("norms")[0]
+    return params
+
+
+def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100, seed: int = 0,
+                   bar=None) -> dict:
+    """The Overpowered Attack at one robustness norm on images ``x`` (numpy N x 1 x 28 x 28 in [0, 1], labels
+    ``y``), batched as evaluate_overpowered runs it: what the paper's Figures 5 and 6 embed.
+
+    ``params`` comes from overpowered_params. Returns numpy arrays over the N images:
+      z_before, z_after            the encoder mean z0 (where the attack starts) and the attacked latent z*
+      output_before, output_after  G(z0) (the VAE's own output for x) and G(z*) (the attack's image x*)
+      l2, met_budget               ||G(z*) - x|| and whether it is within the attack's L2 budget (l2_budget())
+      predicted_before, predicted_after  the defended predictions classifier(VAE(x)) and classifier(VAE(x*))
+    The models must be on one device; the noise draws come from one generator seeded with ``seed``, so the
+    result is a function of the seed (bit-identical on CPU). ``bar``: a tqdm advanced by one per step of each
+    batch (by params["steps"] per batch in all, early stops included)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
+    dev = next(vae.parameters()).device
+    vae.eval()
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    keys = ("z_before", "z_after", "output_before", "output_after", "l2", "met_budget", "predicted_before",
+            "predicted_after")
+    parts = {key: [] for key in keys}
+    for start in range(0, len(x), batch_size):
+        images = torch.from_numpy(np.asarray(x[start:start + batch_size], dtype=np.float32)).to(dev)
+        labels = torch.from_numpy(np.asarray(y[start:start + batch_size], dtype=np.int64)).to(dev)
+        attacked = overpowered_attack(vae, classifier, images, labels, norm=params["norm"],
+                                      restarts=params["restarts"], steps=params["steps"],
+                                      noise_samples=params["noise_samples"], generator=generator,
+                                      on_step=None if bar is None else lambda *_: bar.update(1),
+                                      **OPTIMISER_DEFAULTS)
+        if bar is not None:
+            bar.update(params["steps"] - attacked["steps_run"])  # early stop: skip the bar ahead
+        with torch.inference_mode():
+            z0 = vae.encode(images)[0]  # the attack's start, recomputed: it returns only the best z
+            before = vae.decode(z0)
+            batch = {"z_before": z0, "z_after": attacked["z_star"], "output_before": before,
+                     "output_after": attacked["x_star"], "l2": attacked["l2"], "met_budget": attacked["met_budget"],
+                     "predicted_before": classifier(before).argmax(1),
+                     "predicted_after": classifier(vae(attacked["x_star"], sample=False)[0]).argmax(1)}
+        for key in keys:
+            parts[key].append(batch[key].detach().cpu().numpy())
+    return {key: np.concatenate(values) for key, values in parts.items()}

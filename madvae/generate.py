@@ -10,10 +10,10 @@ from tqdm import tqdm
 from madvae.attacks import get_attack, resolve_params, run_attack
 from madvae.attacks.whitebox import ADVERTORCH_VERSION
 from madvae.checkpoint import load_checkpoint
-from madvae.data import load_source
+from madvae.data import SPLIT_PROVENANCE, describe_split, load_source
 from madvae.errors import MadvaeError
 from madvae.store import SetWriter, open_set
-from madvae.util import resolve_device, seed_everything, sha256_file
+from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
 
 def make_clean_set(out, *, dataset: str, split: str, root=None, download: bool = False,
@@ -21,7 +21,8 @@ def make_clean_set(out, *, dataset: str, split: str, root=None, download: bool =
     images, labels = load_source(dataset, split, root=root, download=download)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    provenance = {"source": dataset, "root": str(root) if root else None, "limit": limit}
+    provenance = {"source": dataset, "root": str(root) if root else None, "limit": limit,
+                  **describe_split(dataset)}
     with SetWriter(out, len(labels), dataset=dataset, split=split, seed=seed, provenance=provenance) as writer:
         for start in range(0, len(labels), 4096):
             writer.write(images[start:start + 4096], labels[start:start + 4096])
@@ -50,7 +51,9 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
                 "library": "advertorch", "library_version": ADVERTORCH_VERSION, "batch_size": batch_size,
                 "device": dev.type, "torch_version": torch.__version__}
     provenance = {"input_set": str(input_path), "input_set_sha256": sha256_file(input_path),
-                  "classifier": str(classifier_path), "classifier_arch": checkpoint.arch}
+                  "classifier": str(classifier_path), "classifier_arch": checkpoint.arch,
+                  # the split (an attribute) and how it was carved travel with the images
+                  **{k: v for k, v in source.provenance.items() if k in SPLIT_PROVENANCE}}
     seed_everything(seed)
     started = time.perf_counter()
     bar = tqdm(total=n, desc=f"gen {attack} ({preset}{', quick' if recorded['quick'] else ''})", unit="img",
@@ -59,8 +62,8 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
                    seed=seed, source_classifier_sha256=sha256_file(classifier_path),
                    provenance=provenance) as writer:
         for batch in source.batches(batch_size, limit=n):
-            x = torch.from_numpy(batch["x_clean"]).to(dev)
-            y = torch.from_numpy(batch["y"]).to(dev)
+            x = to_device(batch["x_clean"], dev)
+            y = to_device(batch["y"], dev)
             x_adv = run_attack(attack, model, x, y, params).clamp_(0.0, 1.0)
             writer.write(batch["x_clean"], batch["y"], x_adv.cpu().numpy())
             bar.update(len(y))

@@ -51,6 +51,9 @@ OVERPOWERED_ROWS = {"accuracy": "Accuracy", "original_accuracy": "Original Accur
                     "original_accuracy_within_budget": "Original Accuracy (L2 budget met)",
                     "budget_fraction": "L2 budget met (fraction of pairs)", "mean_l2": "Mean L2 distance",
                     "clean": "Clean accuracy through the VAE"}
+# said under every table of that split, so that a number cannot be mistaken for a test result
+SPLIT_NOTES = {"val": "Validation split (held out of the training data): numbers for choosing settings such as "
+                      "the loss weights, not test results."}
 UNBOUNDED = {"mean_l2"}  # metrics that are not fractions
 NULLABLE = {"accuracy_within_budget", "original_accuracy_within_budget"}  # null when no attack met the budget
 
@@ -75,6 +78,7 @@ class ResultTable:
     def caption(self, metric: str) -> str:
         note = ROW_KINDS[self.kind]["note"] if self.kind in ROW_KINDS else ""
         return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} per cell.",
+                           *([SPLIT_NOTES[self.split]] if self.split in SPLIT_NOTES else []),
                            *([note] if note else []), *self.notes])
 
 
@@ -162,7 +166,9 @@ def _same(results: dict, key, what: str) -> None:
 
 def _load_all(result_paths, kind: str) -> dict:
     results = {path: load_result(path, kind) for path in expand_paths(result_paths)}
-    _same(results, lambda r: (r["dataset"], r["split"]), "datasets or splits")
+    _same(results, lambda r: r["dataset"], "datasets")
+    # a validation number next to a test number would read as one experiment; model selection stays apart
+    _same(results, lambda r: r["split"], "splits (train/val/test)")
     _same(results, lambda r: r["n"], "sample counts n")
     if kind != "blackbox-paper":  # there each row has its own (substitute) classifier
         _same(results, lambda r: r.get("classifier_sha256", ""), "classifiers (classifier_sha256)")

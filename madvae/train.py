@@ -21,11 +21,14 @@ from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWe
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
-from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file
+from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file, to_device
 
 STEPS_PER_EPOCH = 25  # points per epoch on the training curve (fewer when an epoch has fewer batches)
 DEFAULT_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
 RESUME_FORMAT = "madvae.train-resume"
+# fp32: the reference. bf16: autocast of the VAE's forward pass (for GPUs with bfloat16 units; on a CPU without
+# them it is slower). tests/test_precision.py states and checks how far a bf16 run may drift from fp32.
+PRECISIONS = ("fp32", "bf16")
 # options that may change between an interrupted run and its --resume without changing the result
 RESUMABLE_CHANGES = ("epochs", "sets", "classifier", "device")
 
@@ -132,14 +135,17 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
               lr: float = 1e-3, lr_decay: float = 0.998, lr_floor: float = 1e-5, proximity_lr: float = 0.5,
               distance_lr: float = 1e-4, clip: float = 1.0, alpha: float = 0.01, sigma: float = 1e-5,
               beta: float = 0.1, gamma: float = 0.1, seed: int = 0, device: str = "auto", limit: int | None = None,
-              resume: bool = False, progress: bool = True) -> dict:
+              resume: bool = False, progress: bool = True, precision: str = "fp32") -> dict:
     """Train a purifier on ``set_paths`` and write the checkpoint ``out`` and its log ``<stem>.train.csv``.
 
     After every epoch the full training state goes to ``<out>.resume.pt``; ``resume=True`` continues from it
-    (bit-identical on CPU) or, when there is none, starts from scratch. It is deleted once ``out`` is written."""
+    (bit-identical on CPU) or, when there is none, starts from scratch. It is deleted once ``out`` is written.
+    ``precision`` bf16 runs the VAE's forward pass under autocast (the losses stay float32; see PRECISIONS)."""
     out, set_paths = Path(out), [Path(p) for p in set_paths]
     epochs = DEFAULT_EPOCHS.get(loss, 1) if epochs is None else epochs
     _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip)
+    if precision not in PRECISIONS:
+        raise MadvaeError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
     if out.is_dir():
         raise MadvaeError("is a folder; --out names the checkpoint file to write", out)
     state_path = resume_path_for(out)
@@ -155,7 +161,7 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
                   "lr_floor": lr_floor, "proximity_lr": proximity_lr, "distance_lr": distance_lr, "clip": clip,
                   **weights.as_dict(), "seed": seed, "limit": limit, "latent_dim": LATENT_DIM,
                   "input": "x_clean" if loss == "identity" else "x_adv", "target": "x_clean",
-                  "optimizer": "adam", "centre_optimizer": "sgd", "device": str(dev),
+                  "optimizer": "adam", "centre_optimizer": "sgd", "device": str(dev), "precision": precision,
                   "sets": [str(p) for p in set_paths], "classifier": str(classifier_path) if classifier_path else None}
         set_hashes = [sha256_file(p) for p in set_paths]
         classifier_hash = sha256_file(classifier_path) if classifier_path else None
@@ -231,12 +237,12 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             for index, batch in enumerate(batches):
                 if index < done:
                     continue  # the order is a function of (seed, epoch): skipping replays it exactly
-                x_in = torch.from_numpy(batch[config["input"]]).to(dev)
-                target = torch.from_numpy(batch["x_clean"]).to(dev)
-                labels = torch.from_numpy(batch["y"]).to(dev)
+                x_in = to_device(batch[config["input"]], dev)
+                target = to_device(batch["x_clean"], dev)
+                labels = to_device(batch["y"], dev)
                 values = train_step(model, optimizer, x_in, target, labels, loss=loss, weights=weights,
                                     classifier=classifier, centres=centres, centre_optims=centre_optims,
-                                    clip=config["clip"])
+                                    clip=config["clip"], precision=config.get("precision", "fp32"))
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * len(labels)
                     window[name] = window.get(name, 0.0) + value * len(labels)
@@ -272,11 +278,15 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
 
 
 def train_step(model, optimizer, x_in, target, labels, *, loss: str, weights: LossWeights, classifier=None,
-               centres: dict | None = None, centre_optims: dict | None = None, clip: float = 1.0) -> dict:
+               centres: dict | None = None, centre_optims: dict | None = None, clip: float = 1.0,
+               precision: str = "fp32") -> dict:
     """One optimisation step of the VAE (and of each learned centre set) on one batch; returns each loss term's
     value as a float. The body of the training loop, apart so that bench/ can time and check it alone."""
     centres, centre_optims = centres or {}, centre_optims or {}
-    recon, z, mean, logvar = model(x_in)
+    with torch.autocast(x_in.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        outputs = model(x_in)
+    # the losses in float32: binary cross-entropy is unsafe under autocast, and the KL sums small terms
+    recon, z, mean, logvar = (tensor.float() for tensor in outputs)
     objective, terms = total_loss(loss, weights, recon=recon, target=target, z=z, mean=mean, logvar=logvar,
                                   labels=labels, classifier=classifier,
                                   proximity_centres=centres.get("proximity_centres"),

@@ -14,7 +14,7 @@ from madvae.evaluate import predict_labels
 from madvae.models import build, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
-from madvae.util import resolve_device, seed_everything, sha256_file
+from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
 # original code: MagNet Adam 1e-3 batch 128; substitutes Adam 1e-3 batch 256, lr x0.95 per epoch
 ARCH_DEFAULTS = {"magnet": {"batch_size": 128, "lr_decay": 1.0}}
@@ -51,7 +51,7 @@ def train_classifier(train_path, out, *, test_path=None, arch: str = "magnet", e
                    disable=not progress, mininterval=1.0)
         for batch in shuffled_batches([train_set], batch_size, seed=seed, epoch=epoch, names=["x_clean", "y"],
                                       limit=limit):
-            x, y = torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev)
+            x, y = to_device(batch["x_clean"], dev), to_device(batch["y"], dev)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)

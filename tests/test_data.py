@@ -16,10 +16,10 @@ def _hashes(images):
 def test_mnist_5k_split_is_stratified_disjoint_and_deterministic():
     train_x, train_y = load_source("mnist-5k", "train")
     test_x, test_y = load_source("mnist-5k", "test")
-    assert train_x.shape == (4000, 1, 28, 28) and test_x.shape == (1000, 1, 28, 28)
+    assert train_x.shape == (3500, 1, 28, 28) and test_x.shape == (1000, 1, 28, 28)
     assert train_x.dtype == np.float32 and train_y.dtype == np.int64
     assert 0.0 <= train_x.min() and train_x.max() <= 1.0 and train_x.max() > 0.99
-    assert np.bincount(train_y).tolist() == [400] * 10 and np.bincount(test_y).tolist() == [100] * 10
+    assert np.bincount(train_y).tolist() == [350] * 10 and np.bincount(test_y).tolist() == [100] * 10
     assert not _hashes(train_x) & _hashes(test_x)
     # the sample is stored sorted by label; a prefix (--limit) must still hold every class
     assert len(np.unique(train_y[:50])) == 10 and len(np.unique(test_y[:50])) == 10

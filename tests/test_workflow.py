@@ -2,7 +2,6 @@
 tiny end-to-end run with the local executor."""
 from __future__ import annotations
 
-import copy
 import re
 import subprocess
 import sys
@@ -54,12 +53,16 @@ def expected_counts(config):
     blackbox, adaptive = config.get("blackbox", {}), config.get("adaptive", {})
     overpowered = config.get("overpowered", {}).get("variants", [])
     overpowered = len(variants) if overpowered is None else len(overpowered)
+    # Figures 5-6: one job per figure variant, by default the embed variants (by default every variant)
+    figure_variants = config.get("overpowered", {}).get("figure_variants")
+    if figure_variants is None:
+        figure_variants = variants if embed.get("variants") is None else embed["variants"]
     defenses = 1 + len(variants)
     paper, transfer, adaptive = (len(blackbox.get("paper", [])), len(blackbox.get("transfer", [])),
                                  len(adaptive.get("attacks", [])))
     return {"clean_set": 2, "classifier": 1, "gen_train": len(config["train_attacks"]), "gen_test": len(tests),
             "train": len(variants), "attack_defended": len(variants) * len(tests), "attack_undefended": len(tests),
-            "embed_clean": 1, "embed_attack": len(embed["attacks"]),
+            "embed_clean": 1, "embed_attack": len(embed["attacks"]), "embed_overpowered": len(figure_variants),
             "substitute": paper, "attack_blackbox_paper": defenses * paper,
             "attack_blackbox_transfer": defenses * transfer, "attack_overpowered": overpowered,
             "attack_adaptive": defenses * adaptive, "table_overpowered": int(overpowered > 0),
@@ -84,7 +87,7 @@ def test_paper_grid_job_counts(tmp_path):
     literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 5, "attack_defended": 30,
                "attack_undefended": 6, "substitute": 5, "attack_blackbox_paper": 30, "attack_blackbox_transfer": 30,
                "attack_overpowered": 5, "attack_adaptive": 18, "tables": 4, "table_overpowered": 1,
-               "samples": 6, "curves": 1}
+               "samples": 6, "curves": 1, "embed_overpowered": 4}
     assert {rule: counts[rule] for rule in literal} == literal
 
 
@@ -97,7 +100,9 @@ def test_embedded_default_job_counts(default_dry_run):
     counts, output = default_dry_run
     assert counts == without_zeros(expected_counts(effective()))
     assert counts["gen_train"] == 7 and counts["attack_defended"] == 30 and counts["embed_attack"] == 3  # 5 variants
-    assert "--quick --limit 1000" in output  # the CPU-sized CW training set
+    assert counts["embed_overpowered"] == 4  # Figures 5-6 of the paper's four variants, not of identity
+    assert "--space overpowered-latent --space overpowered-output" in output and "--norm 1.0 --preset quick" in output
+    assert "--quick --limit 500" in output  # the CPU-sized CW training set
 
 
 def test_identity_switch_adds_a_clean_trained_variant(tmp_path):
@@ -134,8 +139,9 @@ def test_one_more_variant_adds_its_training_evaluations_and_figures(tmp_path, de
     assert counts["attack_adaptive"] == base["attack_adaptive"] + len(config["adaptive"]["attacks"])
     assert counts["gen_train"] == base["gen_train"] and counts["embed_attack"] == base["embed_attack"]
     assert "--gamma 0.5" in output and "--defense-name combined-g0.5" in output
-    # its figures come from the same per-attack UMAP jobs, one more --vae each
-    assert output.count("--vae combined-g0.5=") == len(config["embed"]["attacks"]) + tests  # + a sample-grid row
+    # its figures come from the same per-attack UMAP jobs, one more --vae each, plus its own Figures 5-6 job
+    assert counts["embed_overpowered"] == base["embed_overpowered"] + 1
+    assert output.count("--vae combined-g0.5=") == len(config["embed"]["attacks"]) + tests + 1  # + sample-grid rows
     assert "figures/umap/fgsm/combined-g0.5_latent.png" in output
 
 
@@ -188,8 +194,11 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     assert "n = 4 per cell" in (results / "tables" / "overpowered.md").read_text()
     figures = sorted(p.relative_to(results).as_posix() for p in results.glob("figures/**/*.png"))
     samples = ["figures/samples/fgsm.png", "figures/samples/pgd_nb_iter3.png"]  # one per test attack
+    overpowered = [f"figures/umap/{variant}_overpowered-{space}.png" for variant in ("combined", "vanilla")
+                   for space in ("latent", "output")]  # Figures 5-6 of every variant (tiny: embed variants null)
     assert figures == ["figures/overpowered/vanilla.png", *samples, "figures/training_curves.png",
-                       "figures/umap/clean_input.png", "figures/umap/fgsm/input.png"]
+                       "figures/umap/clean_input.png", *overpowered[:2], "figures/umap/fgsm/input.png",
+                       *overpowered[2:]]
     curve = (results / "models" / "vae_vanilla.steps.csv").read_text().splitlines()
     assert curve[0].startswith("epoch,images,") and len(curve) > 1
     assert (results / "sets" / "test" / "pgd_nb_iter3.h5").exists()

@@ -12,7 +12,7 @@ import pytest
 
 from madvae.generate import make_clean_set
 
-LIMIT = 300_000  # bytes: below a 4,000-digit set (about 2 MB) and a MagNet checkpoint (about 3 MB)
+LIMIT = 300_000  # bytes: below the 3,500-digit train set (about 2 MB) and a MagNet checkpoint (about 3 MB)
 
 
 def _small_disk():

@@ -1,4 +1,5 @@
 # Helpers: names, target lists and per-job inputs/options, all computed from the validated config.
+import itertools
 import os
 import re
 import shlex
@@ -17,7 +18,7 @@ RES = config["resources"]
 USES_CLASSIFIER = ("classification", "combined")
 ROW_TABLE_FILES = ("{name}_accuracy.csv", "{name}_agreement.csv", "{name}.md")
 # evaluation folders beside eval/<variant>/: a variant of one of these names would share its paths
-RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive")
+RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive", "sweep")
 
 
 def res(path):
@@ -86,7 +87,8 @@ def check_config():
                             "give the entry another 'name'")
     for where, names, known in (("embed.attacks", config["embed"]["attacks"], TEST_ATTACKS),
                                 ("embed.variants", config["embed"]["variants"], VARIANTS),
-                                ("overpowered.variants", OVERPOWERED["variants"], VARIANTS)):
+                                ("overpowered.variants", OVERPOWERED["variants"], VARIANTS),
+                                ("overpowered.figure_variants", OVERPOWERED["figure_variants"], VARIANTS)):
         unknown = sorted(set(names or ()) - set(known))
         if unknown:
             raise WorkflowError(f"config {where}: {', '.join(unknown)} not among the enabled "
@@ -98,6 +100,66 @@ check_config()
 
 def name_regex(names):
     return "|".join(re.escape(name) for name in names)
+
+
+# --- sweeps: a list for a training option trains one candidate per combination (rules/sweep.smk) ---
+
+SWEEP_OPTIONS = ("alpha", "batch_size", "beta", "epochs", "gamma", "lr", "sigma")  # A-Z, as madvae.selection
+# weights a loss never reads: a list of one would train identical models, so it sweeps nothing there
+UNUSED_WEIGHTS = {"vanilla": ("alpha", "sigma", "gamma"), "identity": ("alpha", "sigma", "gamma"),
+                  "classification": ("alpha", "sigma"), "proximity-distance": ("gamma",), "combined": ()}
+
+
+def option_values(name):
+    """{option: [values]} of a variant: its entry's, else vae:'s (epochs: the entry's only)."""
+    entry, values = VARIANTS[name], {}
+    for key in SWEEP_OPTIONS:
+        value = entry.get(key) if key == "epochs" or key in entry else config["vae"][key]
+        values[key] = value if isinstance(value, list) else [value]
+    return values
+
+
+def sweep_grid(name):
+    """{path: {option: value}} per combination of the variant's swept options, the path readable and unique
+    (e.g. gamma~0.1/sigma~1e-05, options in SWEEP_OPTIONS order); {} when nothing is swept."""
+    values = option_values(name)
+    swept = [k for k in SWEEP_OPTIONS if len(values[k]) > 1 and k not in UNUSED_WEIGHTS[VARIANTS[name]["loss"]]]
+    if not swept:
+        return {}
+    return {os.path.join(*(f"{k}~{v}" for k, v in zip(swept, combo))): dict(zip(swept, combo))
+            for combo in itertools.product(*(values[k] for k in swept))}
+
+
+SWEEPS = {name: grid for name in VARIANTS if (grid := sweep_grid(name))}
+VAL_ATTACKS = by_name(config["validation"]["attacks"], lambda entry: setting_name(entry, "val"), "validation.attacks")
+
+
+def any_of(names):
+    """A wildcard constraint for these names; with none, one that matches nothing (a rule left unused)."""
+    return name_regex(names) or "(?!)"
+
+
+def sweep_candidates(variant, file="vae.pt"):
+    """A swept variant's candidate files: file vae.pt, vae.train.csv or vae.steps.csv (madvae train's names)."""
+    return [res(f"models/sweep/{variant}/{combo}/{file}") for combo in SWEEPS[variant]]
+
+
+def val_evaluations():
+    return [res(f"eval/sweep/{v}/{combo}/{attack}.json")
+            for v in SWEEPS for combo in SWEEPS[v] for attack in VAL_ATTACKS]
+
+
+def installed_candidates(wildcards):
+    """The install job's inputs: the selection and every candidate of the variant with its logs (the kept one is
+    known only once the selection has run)."""
+    files = {"selection": res("tables/selection.json")}
+    for key, file in (("vaes", "vae.pt"), ("logs", "vae.train.csv"), ("curves", "vae.steps.csv")):
+        files[key] = sweep_candidates(wildcards.variant, file)
+    return files
+
+
+def val_attack_options(wildcards):
+    return gen_options(VAL_ATTACKS[wildcards.vsetting])
 
 
 # --- targets ---
@@ -204,6 +266,8 @@ def final_outputs():
     if overpowered_evaluations():
         outputs += [res("tables/overpowered.csv"), res("tables/overpowered.md")]
         outputs += [res(f"figures/overpowered/{variant}.png") for variant in overpowered_variants()]
+    for variant in overpowered_figure_variants():
+        outputs += overpowered_figures("png", variant)
     return outputs + figures()
 
 
@@ -263,12 +327,14 @@ def vae_input(wildcards):
 
 
 def vae_options(wildcards, input):
-    variant = VARIANTS[wildcards.variant]
-    items = ["--loss", variant["loss"]]
-    if variant["epochs"]:
-        items += ["--epochs", variant["epochs"]]
+    """A plain variant's options (the first of any list it does not sweep), or a sweep candidate's."""
+    values = {key: listed[0] for key, listed in option_values(wildcards.variant).items()}
+    values.update(SWEEPS.get(wildcards.variant, {}).get(getattr(wildcards, "combo", None), {}))
+    items = ["--loss", VARIANTS[wildcards.variant]["loss"]]
+    if values["epochs"]:
+        items += ["--epochs", values["epochs"]]
     for key in ("batch_size", "lr", "alpha", "sigma", "beta", "gamma"):
-        items += [f"--{key.replace('_', '-')}", variant.get(key, config["vae"][key])]
+        items += [f"--{key.replace('_', '-')}", values[key]]
     if "classifier" in input.keys():
         items += ["--classifier", input.classifier]
     return options(*items)
@@ -315,6 +381,36 @@ def blackbox_options(wildcards, input):
 def overpowered_options(wildcards):
     return options("--preset", OVERPOWERED["preset"], *param_items(OVERPOWERED["params"]),
                    *limit_items(OVERPOWERED.get("limit")))
+
+
+# --- Overpowered clustering figures (paper Figures 5 and 6): one embed_overpowered job per variant ---
+
+OVERPOWERED_SPACES = ("latent", "output")
+
+
+def overpowered_figure_variants():
+    variants = OVERPOWERED["figure_variants"]
+    return embed_variants() if variants is None else variants
+
+
+def overpowered_figures(ext, variant="{variant}"):
+    """madvae embed --out-dir figures/umap --vae VARIANT=... names them VARIANT_overpowered-SPACE."""
+    return [res(f"figures/umap/{variant}_overpowered-{space}.{ext}") for space in OVERPOWERED_SPACES]
+
+
+def overpowered_figure_reports():
+    return [report(path, caption="../report/umap_overpowered.rst", category="UMAP", subcategory="overpowered",
+                   labels={"attack": "overpowered", "figure": f"{{variant}} {space}, before / after, true label"})
+            for path, space in zip(overpowered_figures("png"), OVERPOWERED_SPACES)]
+
+
+def overpowered_figure_options(wildcards):
+    """Table 3's preset and params at the one figure norm (its norms list does not apply), embed's figure size."""
+    embed = config["embed"]
+    params = [param for param in OVERPOWERED["params"] if not param.startswith("norms=")]
+    return options("--norm", OVERPOWERED["figure_norm"], "--preset", OVERPOWERED["preset"], *param_items(params),
+                   "--n", OVERPOWERED["figure_n"], "--width", embed["width"], "--height", embed["height"],
+                   "--dpi", embed["dpi"])
 
 
 def adaptive_options(wildcards, input):

@@ -60,3 +60,36 @@ rule embed_attack:
         "madvae embed {input.set} --out-dir {params.out_dir} --space input {params.spaces} {params.vaes} "
         "--colour predicted --classifier {input.classifier} {params.options} --device {params.device} "
         "--no-progress > {log} 2>&1"
+
+
+# Paper Figures 5 and 6: one purifier's decoder outputs and latent means before and after one Overpowered Attack
+# run (config overpowered: the preset and params of Table 3, at figure_norm) on figure_n random clean test digits,
+# both figures from that run. The attack dominates the job, so it gets the attack rules' resources.
+rule embed_overpowered:
+    input:
+        set=clean_set("test"),
+        classifier=res("models/classifier.pt"),
+        vae=res("models/vae_{variant}.pt"),
+    output:
+        figures=overpowered_figure_reports(),
+        coordinates=overpowered_figures("csv"),
+    params:
+        out_dir=embed_out_dir,
+        options=overpowered_figure_options,
+        device=DEVICE,
+    log:
+        res("logs/figures/umap/{variant}_overpowered.log"),
+    benchmark:
+        res("benchmarks/figures/umap/{variant}_overpowered.tsv")
+    threads: RES["attack"]["cpus_per_task"]
+    resources:
+        mem_mb=RES["attack"]["mem_mb"],
+        runtime=RES["attack"]["runtime"],
+        cpus_per_task=RES["attack"]["cpus_per_task"],
+        gpu=RES["gpu"],
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae embed {input.set} --out-dir {params.out_dir} --space overpowered-latent --space overpowered-output "
+        "--vae {wildcards.variant}={input.vae} --classifier {input.classifier} --colour true {params.options} "
+        "--device {params.device} --no-progress > {log} 2>&1"

@@ -54,3 +54,10 @@ rule table_overpowered:
         "../envs/madvae.yaml"
     shell:
         "madvae report {input} --kind overpowered --name overpowered --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# `make demo`: Table 1 and what it needs (classifier, attack sets, purifiers, white-box evaluations), without
+# Tables 2-3, the adaptive attacks and the figures that `snakemake --cores all` (rule all) adds
+rule table1:
+    input:
+        [res(f"tables/{pattern.format(name='whitebox')}") for pattern in ROW_TABLE_FILES],
