@@ -12,7 +12,8 @@ one child exits (the peak of that child alone; in this process it would be the p
 `madvae train` cannot stop after a few batches (--limit caps the images of every set, which would make the two
 sizes equal), so by default the child streams a whole epoch of both sets through madvae.stream.shuffled_batches
 and runs madvae.train.train_step on the first --memory-batches batches; --memory-full runs `madvae train` for
-one full epoch instead.
+one full epoch instead, and --memory-train-seconds S runs `madvae train` itself until SIGTERM after S seconds
+(what a SLURM time limit does; it covers the command's start: hashing every set, opening, streaming, training).
 """
 from __future__ import annotations
 
@@ -32,8 +33,17 @@ SETTINGS = [(attack, f"train-{i}", overrides, f"{tag}-{i}")
             for attack, overrides, tag in (("fgsm", [], "fgsm"), ("rfgsm", [], "rfgsm"),
                                            ("rfgsm", ["noise=sign"], "rfgsm-sign"))
             for i in range(3)]
-WRAPPER = ("import resource, subprocess, sys\n"
-           "rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+# argv: SECONDS COMMAND...; SECONDS > 0 sends SIGTERM after that long (how SLURM ends a job; madvae train saves
+# its state and exits), and the exit status is then not checked
+WRAPPER = ("import resource, signal, subprocess, sys\n"
+           "seconds, command = float(sys.argv[1]), sys.argv[2:]\n"
+           "child = subprocess.Popen(command, stdout=subprocess.DEVNULL)\n"
+           "try:\n"
+           "    rc = child.wait(timeout=seconds or None)\n"
+           "except subprocess.TimeoutExpired:\n"
+           "    child.send_signal(signal.SIGTERM)\n"
+           "    child.wait()\n"
+           "    rc = 0\n"
            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"  # kilobytes on Linux
            "sys.exit(rc)\n")
 
@@ -80,15 +90,17 @@ def write_training_images(out: Path, n: int) -> None:
             writer.write(images[start:start + 4096], labels[start:start + 4096])
 
 
-def peak_rss_mb(command: list[str]) -> float:
-    done = subprocess.run([sys.executable, "-c", WRAPPER, *command], capture_output=True, text=True, cwd=ROOT,
+def peak_rss_mb(command: list[str], seconds: float = 0.0) -> float:
+    done = subprocess.run([sys.executable, "-c", WRAPPER, str(seconds), *command], capture_output=True, text=True,
+                          cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed: {done.stderr.strip()[-500:]}")
     return int(done.stdout.split()[-1]) / 1024
 
 
-def run(*, scale: float, full: bool, batches: int, batch_size: int, device: str, folder: Path | None) -> dict:
+def run(*, scale: float, full: bool, batches: int, batch_size: int, device: str, folder: Path | None,
+        train_seconds: float = 0.0) -> dict:
     from madvae.data import load_source
     from madvae.errors import MadvaeError
 
@@ -107,15 +119,16 @@ def run(*, scale: float, full: bool, batches: int, batch_size: int, device: str,
         peaks = {}
         for label, per_set in (("small", small), ("large", large)):
             paths = build_sets(folder, per_set, device)
-            if full:
+            if full or train_seconds:
                 command = [sys.executable, "-m", "madvae", "train", *map(str, paths), "--out",
                            str(folder / f"vae-{label}.pt"), "--loss", "vanilla", "--epochs", "1", "--batch-size",
                            str(batch_size), "--device", device, "--no-progress"]
             else:
                 command = [sys.executable, "-m", "bench.memory", "--batches", str(batches), "--batch-size",
                            str(batch_size), "--device", device, *map(str, paths)]
-            peaks[label] = peak_rss_mb(command)
-            for leftover in (folder / f"vae-{label}.pt", folder / f"vae-{label}.train.csv"):
+            peaks[label] = peak_rss_mb(command, 0.0 if full else train_seconds)
+            for leftover in [folder / f"vae-{label}{suffix}" for suffix in
+                             (".pt", ".train.csv", ".steps.csv", ".pt.resume.pt")]:
                 leftover.unlink(missing_ok=True)  # --memory-full's checkpoint: only the sets are worth keeping
             print(f"  peak RSS, {per_set * len(paths):,} pairs: {peaks[label]:,.0f} MB", flush=True)
     finally:
@@ -123,6 +136,7 @@ def run(*, scale: float, full: bool, batches: int, batch_size: int, device: str,
             shutil.rmtree(folder, ignore_errors=True)
     growth = peaks["large"] / peaks["small"]
     mode = ("madvae train, one full epoch" if full else
+            f"madvae train, stopped by SIGTERM after {train_seconds:g} s" if train_seconds else
             f"one epoch streamed through shuffled_batches, train_step on the first {batches} batches")
     return {"mode": mode, "scale": scale, "pairs_small": small * len(SETTINGS), "pairs_large": large * len(SETTINGS),
             "peak_rss_mb_small": peaks["small"], "peak_rss_mb_large": peaks["large"], "growth": growth,

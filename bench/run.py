@@ -38,6 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
     group.add_argument("--memory", action="store_true", help="also measure peak RSS of training, 54k vs 540k pairs")
     group.add_argument("--memory-full", action="store_true",
                        help="measure `madvae train` over one full epoch (slow) instead of streaming")
+    group.add_argument("--memory-train-seconds", type=float, default=0.0,
+                       help="run `madvae train` itself, stopped by SIGTERM after this many seconds")
     group.add_argument("--memory-scale", type=float, default=1.0, help="scale both set sizes (e.g. 0.01)")
     group.add_argument("--memory-batches", type=int, default=8, help="training steps in the streaming child")
     group.add_argument("--memory-dir", type=Path, help="keep the built sets here and reuse them")
@@ -50,7 +52,7 @@ def parse(argv=None) -> argparse.Namespace:
         names += GROUPS.get(item, [item])
     if not 0 < args.memory_scale <= 1 or args.memory_batches < 0:
         parser.error("need 0 < --memory-scale <= 1 and --memory-batches >= 0")
-    args.memory = args.memory or args.memory_full or "memory" in names
+    args.memory = args.memory or args.memory_full or bool(args.memory_train_seconds) or "memory" in names
     args.sections = [name for name in dict.fromkeys(names) if name != "memory"]
     return args
 
@@ -99,7 +101,8 @@ def main(argv=None) -> int:
         try:
             results["memory"] = memory.run(scale=args.memory_scale, full=args.memory_full,
                                            batches=args.memory_batches, batch_size=sizes.batch,
-                                           device=str(device), folder=args.memory_dir)
+                                           device=str(device), folder=args.memory_dir,
+                                           train_seconds=args.memory_train_seconds)
         except Exception as exc:
             traceback.print_exc()
             errors.append({"section": "memory", "error": f"{type(exc).__name__}: {exc}"})
