@@ -150,11 +150,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """A batch read from HDF5 onto ``device``. On CUDA through page-locked memory with an asynchronous copy, so
     the transfer overlaps the GPU's work on the previous batch; on the CPU the array's own memory, no copy."""
     tensor = torch.from_numpy(array)
-    if device.type == "cuda":
+    if torch.device(device).type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor
 

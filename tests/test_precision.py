@@ -56,7 +56,7 @@ def test_unknown_precision_is_refused(pairs, tmp_path):
 
 def test_to_device_on_cpu_shares_the_array_memory():
     array = np.arange(12, dtype=np.float32).reshape(3, 4)
-    tensor = to_device(array, torch.device("cpu"))
+    tensor = to_device(array, "cpu")  # a device name works as well as a torch.device
     array[0, 0] = 99.0  # the tensor is a view: no copy is made on the CPU path
     assert tensor[0, 0].item() == 99.0 and tensor.dtype == torch.float32
 
