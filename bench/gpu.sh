@@ -33,9 +33,10 @@ $PY -m pytest -q -p no:cacheprovider tests/test_precision.py -k "cuda or bf16" 2
 log "CLI chain with --device $DEVICE"
 work=$(mktemp -d)
 limit=$([ -n "${QUICK:-}" ] && echo 256 || echo 3500)
+test_limit=$([ -n "${QUICK:-}" ] && echo 128 || echo 1000)
 chain() {
     $PY -m madvae gen --dataset mnist-5k --split train --limit "$limit" --out "$work/train.h5" --no-progress
-    $PY -m madvae gen --dataset mnist-5k --split test --out "$work/test.h5" --no-progress
+    $PY -m madvae gen --dataset mnist-5k --split test --limit "$test_limit" --out "$work/test.h5" --no-progress
     $PY -m madvae classifier --train "$work/train.h5" --test "$work/test.h5" --epochs 2 --device "$DEVICE" \
         --out "$work/magnet.pt" --no-progress
     $PY -m madvae gen --attack fgsm --preset train-0 -i "$work/train.h5" --classifier "$work/magnet.pt" \
@@ -49,7 +50,7 @@ chain() {
             --device "$DEVICE" --out "$OUT/pgd-$precision.json" --no-progress
     done
 }
-/usr/bin/time -v bash -c "$(declare -f chain); PY=$PY work=$work limit=$limit DEVICE=$DEVICE OUT=$OUT; chain" \
+/usr/bin/time -v bash -c "$(declare -f chain); PY=$PY work=$work limit=$limit test_limit=$test_limit DEVICE=$DEVICE OUT=$OUT; chain" \
     > "$OUT/chain.log" 2>&1 || { tail -20 "$OUT/chain.log"; exit 1; }
 grep -E "trained|defended|Elapsed|Maximum resident" "$OUT/chain.log"
 rm -rf "$work"
