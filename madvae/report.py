@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.errors import MadvaeError
-from madvae.util import atomic_output
+from madvae.util import atomic_output, read_json_file
 
 # the result JSON format: `madvae attack` (evaluate.py) writes it, this module reads it
 RESULT_TYPE = "madvae.result"
@@ -104,12 +103,7 @@ def expand_paths(paths) -> list[Path]:
 def load_result(path, kind: str = "whitebox") -> dict:
     """One validated result of ``kind``; anything else is an error naming the file."""
     path = Path(path)
-    try:
-        result = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MadvaeError("no such result file", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MadvaeError(f"not a readable JSON file ({exc})", path) from None
+    result = read_json_file(path, "result")
     if not isinstance(result, dict) or result.get("encoding-type") != RESULT_TYPE:
         found = result.get("encoding-type") if isinstance(result, dict) else type(result).__name__
         raise MadvaeError(f"not a madvae result (encoding-type {found!r})", path)

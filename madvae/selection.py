@@ -17,7 +17,7 @@ from pathlib import Path
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.report import DEFENSE_ORDER, _same, expand_paths, load_result
-from madvae.util import atomic_output, sha256_file
+from madvae.util import atomic_output, read_json_file, sha256_file
 
 SELECTION_TYPE = "madvae.selection"
 SELECTION_VERSION = "1.0"
@@ -203,12 +203,7 @@ def _markdown(record: dict, header: list[str], rows: list[list[str]]) -> str:
 
 def load_selection(path) -> dict:
     path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MadvaeError("no such selection file", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MadvaeError(f"not a readable JSON file ({exc})", path) from None
+    record = read_json_file(path, "selection")
     if not isinstance(record, dict) or record.get("encoding-type") != SELECTION_TYPE \
             or not isinstance(record.get("selected"), dict):
         raise MadvaeError("not a madvae selection record", path, "write one with madvae report --kind selection")

@@ -5,6 +5,7 @@ import contextlib
 import datetime as _dt
 import glob
 import hashlib
+import json
 import os
 import random
 import socket
@@ -148,6 +149,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise MadvaeError(f"unknown device {name!r}", hint="use auto, cpu, cuda or cuda:N")
     return torch.device(name)
+
+
+def read_json_file(path: Path, what: str):
+    """The parsed contents of a JSON file; a missing or unreadable one is one MadvaeError naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise MadvaeError(f"no such {what} file", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MadvaeError(f"not a readable JSON file ({exc})", path) from None
 
 
 def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
