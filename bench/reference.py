@@ -133,10 +133,11 @@ def cw_margin(logits, y):
     return logits[rows, y] - others.max(1).values
 
 
-def overpowered(vae, classifier, x, y, *, norm, steps, noise_samples, generator, threshold, lr=0.05,
+def overpowered(vae, classifier, x, y, *, norm, steps, noise_samples, generators, threshold, lr=0.05,
                 lam_init=1000.0, lam_lr=10000.0):
-    """Jalal et al.'s latent attack with one restart, every step run, one classifier call per noise draw.
-    Returns (best G(z), its noise-averaged margin): in budget first, then the lowest margin (madvae's rule)."""
+    """Jalal et al.'s latent attack with one restart, every step run, one classifier call per noise draw, each
+    image's noise from its own generator (as madvae draws it). Returns (best G(z), its noise-averaged margin): in
+    budget first, then the lowest margin (madvae's rule)."""
     vae.eval()
     classifier.eval()
     z = vae.encode(x)[0].detach().requires_grad_(True)
@@ -148,7 +149,8 @@ def overpowered(vae, classifier, x, y, *, norm, steps, noise_samples, generator,
         gen = vae.decode(z)
         mse = ((gen - x) ** 2).flatten(1).mean(1)
         dist = torch.where(mse > threshold / 2, mse, -torch.ones_like(mse))
-        noise = torch.randn((noise_samples, *gen.shape), generator=generator, device=x.device)
+        noise = torch.cat([torch.randn((noise_samples, 1, *gen.shape[1:]), generator=g, device=x.device)
+                           for g in generators], 1)
         noise = noise / noise.flatten(2).norm(dim=2)[..., None, None, None] * norm
         margin = torch.stack([cw_margin(classifier(gen + r), y) for r in noise]).mean(0)
         within = mse <= threshold

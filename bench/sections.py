@@ -15,7 +15,7 @@ import torch
 from bench import reference
 from bench.common import check, compare, figure, rate
 from madvae.attacks import resolve_params, run_attack
-from madvae.attacks.overpowered import THRESHOLD, overpowered_attack
+from madvae.attacks.overpowered import THRESHOLD, noise_seeds, overpowered_attack
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.evaluate import load_classifier, load_defense, predict_labels
 from madvae.generate import make_adversarial_set, make_clean_set
@@ -314,14 +314,14 @@ def overpowered(ctx: Context) -> dict:
     settings = {**OVERPOWERED, "threshold": THRESHOLD}
 
     def ours_run(x, y, steps):
-        generator = torch.Generator(device=dev).manual_seed(0)
-        # stop_fraction 0: every step runs, so each pass does the same work
-        return overpowered_attack(vae, classifier, x, y, restarts=1, steps=steps, generator=generator,
-                                  stop_fraction=0.0, **settings)
+        # every image runs every step, so each pass does the same work
+        return overpowered_attack(vae, classifier, x, y, restarts=1, steps=steps,
+                                  image_seeds=noise_seeds(0, range(len(x)), settings["norm"]), **settings)
 
     def ref_run(x, y, steps, models=(ref_vae, ref_classifier)):
-        generator = torch.Generator(device=dev).manual_seed(0)
-        return reference.overpowered(*models, x, y, steps=steps, generator=generator, **settings)
+        generators = [torch.Generator(device=dev).manual_seed(seed)
+                      for seed in noise_seeds(0, range(len(x)), settings["norm"])]
+        return reference.overpowered(*models, x, y, steps=steps, generators=generators, **settings)
 
     x, y = ctx.tensors(ctx.test_set, s.numerics, ["x_clean", "y"])
     steps = max(2, s.overpowered_steps)

@@ -120,7 +120,10 @@ def gen(
     quick: Annotated[bool, typer.Option(
         help="CPU-sized CW: 1 binary step of 100 iterations, lr 0.1, const 3 (see README).")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 500,
-    seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
+    seed: Annotated[Optional[int], typer.Option(
+        help="Random seed: same seed, same output. Default: derived from the set's dataset, split and file "
+             "name, so no two sets share a random stream.")] = None,
+    device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
     """Write a clean set (--attack none) or an adversarial set crafted against a classifier."""
     from madvae import generate
@@ -209,6 +212,10 @@ def train(
     sigma: Annotated[float, typer.Option(help="Distance loss weight (original code: 1e-4 for prox.-dist.).")] = 1e-5,
     beta: Annotated[float, typer.Option(help="KL weight.")] = 0.1,
     gamma: Annotated[float, typer.Option(help="Classification loss weight.")] = 0.1,
+    centre_lr_decay: Annotated[float, typer.Option(
+        help="Per-epoch factor of both centre sets' SGD rates (proximity 0.5, distance 1e-4), as the original; "
+             "1 keeps them fixed.")] = 0.1,
+    centre_lr_floor: Annotated[float, typer.Option(help="The centre rates never decay below this.")] = 1e-5,
     resume: Annotated[bool, typer.Option(help="Continue from <out>.resume.pt left by an interrupted run.")] = False,
     precision: Annotated[Precision, typer.Option(help="bf16: mixed-precision forward pass (GPUs with bfloat16).")
                          ] = Precision.fp32,
@@ -219,8 +226,8 @@ def train(
 
     info = train_vae([*(sets or []), *(set_option or [])], out, loss=loss.value, classifier_path=classifier,
                      epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha, sigma=sigma, beta=beta, gamma=gamma,
-                     seed=seed, device=device.value, limit=limit, resume=resume, progress=progress,
-                     precision=precision.value)
+                     centre_lr_decay=centre_lr_decay, centre_lr_floor=centre_lr_floor, seed=seed,
+                     device=device.value, limit=limit, resume=resume, progress=progress, precision=precision.value)
     last = info["history"][-1]
     typer.echo(f"{out}: {loss.value} VAE trained on {info['n_train']} {info['dataset']} images for "
                f"{last['epoch']} epochs, final loss {last['total']:.4f} (logs {info['log']}, {info['steps_log']})")

@@ -11,10 +11,10 @@ from tqdm import tqdm
 from madvae import __version__
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
+from madvae.outcomes import OUTCOME_ENCODING, encode_bits
 from madvae.report import RESULT_TYPE, RESULT_VERSION
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file, to_device
-
 
 
 @torch.inference_mode()
@@ -58,15 +58,41 @@ def load_classifier(classifier_path, dev):
     return checkpoint.build_model(dev).eval(), checkpoint
 
 
-def load_defense(vae_path, dev, *, defense_name: str | None = None, samples: int = 0):
-    """(vae or None, purifier or None, defense description for the result JSON)."""
+def load_defense(vae_path, dev, *, defense_name: str | None = None, samples: int = 0, evaluated_set=None):
+    """(vae or None, purifier or None, defense description for the result JSON).
+
+    ``evaluated_set``: the set about to be scored; a VAE trained on that very file is refused (its numbers would
+    be training-set numbers)."""
     if vae_path is None:
         return None, None, {"name": "none"}
     vae_ckpt = load_checkpoint(vae_path, expect_kind="vae")
+    if evaluated_set is not None:
+        set_sha256 = sha256_file(evaluated_set)
+        trained_on = [entry.get("sha256") for entry in vae_ckpt.meta.get("training_sets", [])
+                      if isinstance(entry, dict)]
+        if set_sha256 in trained_on:
+            raise MadvaeError(f"the VAE {vae_path} was trained on this very set (its SHA-256 is among the VAE's "
+                              "training sets)", evaluated_set, "evaluate on a set the purifier has not seen")
     vae = vae_ckpt.build_model(dev).eval()
     defense = {"name": defense_name or vae_ckpt.config.get("loss", vae_ckpt.arch), "checkpoint": str(vae_path),
-               "sha256": sha256_file(vae_path), "samples": samples}
+               "sha256": sha256_file(vae_path), "samples": samples, "training": vae_training(vae_ckpt)}
     return vae, make_purifier(vae, samples), defense
+
+
+def vae_training(checkpoint) -> dict:
+    """What the purifier's training was, as the tables need it to say so (madvae.report.settings_notes)."""
+    config, meta = checkpoint.config, checkpoint.meta
+    sets = [{key: entry.get(key) for key in ("attack", "preset", "quick", "n")} | {"name": Path(entry["path"]).stem}
+            for entry in meta.get("training_sets", []) if isinstance(entry, dict) and "path" in entry]
+    return {"loss": config.get("loss"), "epochs": config.get("epochs"), "batch_size": config.get("batch_size"),
+            "n_train": meta.get("n_train"), "sets": sets}
+
+
+def classifier_training(classifier_path) -> dict:
+    """The target (or substitute) classifier's training: epochs and images seen, for the tables' notes."""
+    checkpoint = load_checkpoint(classifier_path, expect_kind="classifier")
+    return {"arch": checkpoint.arch, "epochs": checkpoint.config.get("epochs"),
+            "n_train": checkpoint.meta.get("n_train")}
 
 
 def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_arch: str, defense: dict,
@@ -80,7 +106,8 @@ def result_header(kind: str, reader, set_path, n: int, classifier_path, classifi
         "params": params if params is not None else reader.params,
         "set": str(set_path), "set_sha256": sha256_file(set_path),
         "classifier": str(classifier_path), "classifier_sha256": sha256_file(classifier_path),
-        "classifier_arch": classifier_arch, "defense": defense,
+        "classifier_arch": classifier_arch, "classifier_training": classifier_training(classifier_path),
+        "defense": defense,
     }
 
 
@@ -92,7 +119,8 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
     dev = resolve_device(device)
     seed_everything(seed)
     classifier, classifier_ckpt = load_classifier(classifier_path, dev)
-    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples)
+    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples,
+                                        evaluated_set=set_path)
     with open_set(set_path) as reader:
         n = min(len(reader), limit) if limit else len(reader)
         predictions = {key: [] for key in ("clean", "no_defense", "defended", "defended_clean")}
@@ -114,10 +142,26 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
         labels = np.concatenate(labels)
         clean = np.concatenate(predictions["clean"])
         result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense)
-        result["metrics"] = {key: metrics(np.concatenate(values), labels, clean)
-                             for key, values in predictions.items() if values}
+        predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
+        result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
+        result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
     write_json(out, result)
     return result
+
+
+def images_of(reader, set_sha256: str) -> dict:
+    """Which images the rows of a result are: the first n of a clean set, named by its SHA-256. An adversarial
+    set holds the first n images of the clean set it was crafted from (madvae gen --limit keeps the first N)."""
+    source = reader.provenance.get("input_set_sha256") if reader.has_adv else set_sha256
+    return {"clean_set_sha256": source or set_sha256, "start": 0}
+
+
+def per_image_outcomes(predicted: dict, labels: np.ndarray, clean: np.ndarray, images: dict) -> dict:
+    """The result's per-image record (docs/format.md, "Per-image outcomes"): for each metric group, whether each
+    image was classified as its true label (``correct``) and as the clean image (``agree``), as bit strings."""
+    return {"encoding": OUTCOME_ENCODING, "images": {**images, "count": int(len(labels))},
+            "correct": {key: encode_bits(values == labels) for key, values in predicted.items()},
+            "agree": {key: encode_bits(values == clean) for key, values in predicted.items()}}
 
 
 def write_json(path, payload: dict) -> Path:

@@ -8,7 +8,8 @@ from tqdm import tqdm
 
 from madvae.attacks.adaptive import get_adaptive_attack, resolve_adaptive_params
 from madvae.errors import MadvaeError
-from madvae.evaluate import load_classifier, load_defense, metrics, result_header, write_json
+from madvae.evaluate import (images_of, load_classifier, load_defense, metrics, per_image_outcomes, result_header,
+                             write_json)
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything, to_device
 
@@ -33,6 +34,11 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
     if attack == "eot" and vae_path is not None and samples < 1:
         raise MadvaeError("eot attacks the stochastic defense: give samples >= 1",
                           hint="samples=0 is the deterministic posterior-mean defense; attack it with pgd-e2e")
+    if attack != "eot" and samples > 0:
+        # the attack's gradient goes through the posterior-mean decoding: scoring a K-sample defense instead would
+        # report one defense's accuracy under an attack on another
+        raise MadvaeError(f"{attack} attacks the posterior-mean defense; --samples {samples} (a {samples}-sample "
+                          "defense) is attacked with --mode eot", hint="drop --samples, or use --mode eot")
     if batch_size < 1:
         raise MadvaeError("--batch-size must be at least 1")
     if limit is not None and limit < 1:
@@ -40,7 +46,8 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
     dev = resolve_device(device)
     seed_everything(seed)
     classifier, classifier_ckpt = load_classifier(classifier_path, dev)
-    vae, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples)
+    vae, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples,
+                                          evaluated_set=set_path)
     extra = {"samples": samples} if attack == "eot" and vae is not None else {}
     with open_set(set_path) as reader:
         n = min(len(reader), limit) if limit else len(reader)
@@ -65,7 +72,8 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         result = result_header("adaptive", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense,
                                attack=attack, params=resolved)
         result["quick"] = quick
-        result["metrics"] = {key: metrics(np.concatenate(values), labels, clean)
-                             for key, values in predictions.items() if values}
+        predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
+        result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
+        result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
     write_json(out, result)
     return result

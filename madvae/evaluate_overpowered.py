@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks.overpowered import (IMAGE_PIXELS, OPTIMISER_DEFAULTS, OVERPOWERED_PRESETS, THRESHOLD, l2_budget,
-                                        overpowered_attack)
+from madvae.attacks.overpowered import (IMAGE_PIXELS, LAM_SCALINGS, OPTIMISER_DEFAULTS, OVERPOWERED_PRESETS, STOPPING,
+                                        THRESHOLD, l2_budget, noise_seeds, overpowered_attack)
 from madvae.errors import MadvaeError
 from madvae.evaluate import load_classifier, load_defense, result_header, write_json
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device, seed_everything
 
 FIGURE_IMAGES = 10
+STEPS_LISTED = 100  # the JSON lists every image's first goal step up to this many images
 
 
 def _resolve(preset, norms, restarts, steps, noise_samples, limit, available: int) -> dict:
@@ -51,7 +52,8 @@ def _resolve(preset, norms, restarts, steps, noise_samples, limit, available: in
 def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_name: str | None = None,
                          preset: str = "quick", norms=None, restarts: int | None = None, steps: int | None = None,
                          noise_samples: int | None = None, limit: int | None = None, batch_size: int = 100,
-                         device: str = "auto", seed: int = 0, progress: bool = True, figure=None) -> dict:
+                         device: str = "auto", seed: int = 0, progress: bool = True, figure=None,
+                         lam_scaling: str = OPTIMISER_DEFAULTS["lam_scaling"]) -> dict:
     """Attack the first ``limit`` clean images of ``set_path`` (default: the preset's n) once per norm.
 
     Metrics over the (image, norm) pairs, each pair correct when classifier(VAE(x_star)) is the true label:
@@ -63,13 +65,20 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
                                        all-norm verdict would mix budgets)
       budget_fraction, mean_l2         pairs within the budget; mean ||x_star - x|| over pairs
       clean                            accuracy of classifier(VAE(x)) on the clean images
-    A within-budget number with no pairs to count is null. ``figure``: a PNG of the first images at the first
-    norm (clean above, x_star below, with their L2 distances)."""
+    A within-budget number with no pairs to count is null. ``steps_run`` per norm: the steps every image ran
+    (all: no early stop), how many met the attack's goal, the mean first step at which they did, and that step per
+    image (0: never) for up to STEPS_LISTED images.
+    Each image's noise is seeded from (seed, its index in the set, norm), so with the default ``lam_scaling``
+    the result does not depend on ``batch_size``. ``figure``: a PNG of the first images at the first norm (clean
+    above, x_star below, with their L2 distances)."""
     if vae_path is None:
         raise MadvaeError("the overpowered attack needs a VAE: it attacks the decoder's latent space",
                           hint="give --vae PATH")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
+    if lam_scaling not in LAM_SCALINGS:
+        raise MadvaeError(f"unknown lam_scaling {lam_scaling!r}", hint=f"choose one of {', '.join(LAM_SCALINGS)}")
+    optimiser = {**OPTIMISER_DEFAULTS, "lam_scaling": lam_scaling}
     dev = resolve_device(device)
     seed_everything(seed)
     with open_set(set_path) as reader:
@@ -79,8 +88,6 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
         n = params["n"]
         data = reader.read(0, n, ["x_clean", "y"])
         x_all, labels = torch.from_numpy(data["x_clean"]), data["y"]
-        # one generator for every noise draw: the run is a function of the seed (bit-identical on CPU)
-        generator = torch.Generator(device=dev).manual_seed(seed)
         batches = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
         bar = tqdm(total=len(params["norms"]) * len(batches) * params["steps"], unit="step", mininterval=1.0,
                    desc=f"overpowered vs {defense['name']}", disable=not progress)
@@ -92,24 +99,30 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
                 y = torch.from_numpy(labels[start:stop]).to(dev)
                 attacked = overpowered_attack(vae, classifier, x, y, norm=norm, restarts=params["restarts"],
                                               steps=params["steps"], noise_samples=params["noise_samples"],
-                                              generator=generator, on_step=lambda *_: bar.update(1),
-                                              **OPTIMISER_DEFAULTS)
-                bar.update(params["steps"] - attacked["steps_run"])  # early stop: skip the bar ahead
+                                              image_seeds=noise_seeds(seed, range(start, stop), norm),
+                                              on_step=lambda *_: bar.update(1), **optimiser)
+                # the batch ran until its last image finished: skip the bar ahead over the steps it did not run
+                bar.update(params["steps"] - int(attacked["steps_run"].max()))
                 with torch.inference_mode():
                     predicted = classifier(purifier(attacked["x_star"])).argmax(1)
                 parts.append({"x_star": attacked["x_star"].detach().cpu().numpy(),
                               "l2": attacked["l2"].detach().cpu().numpy(),
                               "met_budget": attacked["met_budget"].cpu().numpy(),
+                              "steps_run": attacked["steps_run"].cpu().numpy(),
+                              "first_done": attacked["first_done"].cpu().numpy(),
                               "predicted": predicted.cpu().numpy()})
             runs.append({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
         bar.close()
         with torch.inference_mode():
             clean_predicted = torch.cat([classifier(purifier(x_all[s:t].to(dev))).argmax(1).cpu()
                                          for s, t in batches]).numpy()
-        params.update({"threshold_mse": THRESHOLD, "l2_budget": l2_budget(), "seed": seed, **OPTIMISER_DEFAULTS})
+        params.update({"threshold_mse": THRESHOLD, "l2_budget": l2_budget(), "seed": seed, "stop": STOPPING,
+                       **optimiser})
         result = result_header("overpowered", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense,
                                attack="overpowered", params=params)
     result.update(overpowered_metrics(runs, labels, clean_predicted, params["norms"]))
+    result["steps_run"] = {str(norm): steps_summary(run["steps_run"], run["first_done"])
+                           for norm, run in zip(params["norms"], runs)}
     write_json(out, result)
     if figure is not None:
         count = min(FIGURE_IMAGES, n)
@@ -120,6 +133,17 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
 
 def _mean(values) -> float | None:
     return float(np.mean(values)) if np.size(values) else None
+
+
+def steps_summary(steps_run, first_done) -> dict:
+    """The steps each image ran at one norm (every image all of them: no early stop) and the first step at which
+    each met the attack's goal (within the budget with noisy margin <= -1; 0: never), compactly."""
+    met = first_done[first_done > 0]
+    summary = {"steps_per_image": sorted({int(v) for v in steps_run}), "goal_met": int(len(met)),
+               "first_goal_step_mean": float(np.mean(met)) if len(met) else None}
+    if len(first_done) <= STEPS_LISTED:
+        summary["first_goal_step"] = [int(v) for v in first_done]
+    return summary
 
 
 def overpowered_metrics(runs, labels, clean_predicted, norms) -> dict:
@@ -192,14 +216,13 @@ def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100
       output_before, output_after  G(z0) (the VAE's own output for x) and G(z*) (the attack's image x*)
       l2, met_budget               ||G(z*) - x|| and whether it is within the attack's L2 budget (l2_budget())
       predicted_before, predicted_after  the defended predictions classifier(VAE(x)) and classifier(VAE(x*))
-    The models must be on one device; the noise draws come from one generator seeded with ``seed``, so the
-    result is a function of the seed (bit-identical on CPU). ``bar``: a tqdm advanced by one per step of each
-    batch (by params["steps"] per batch in all, early stops included)."""
+    The models must be on one device; image k's noise draws come from a generator seeded from (``seed``, k,
+    norm), so the result is a function of the seed and not of ``batch_size``. ``bar``: a tqdm advanced by one
+    per step of each batch (by params["steps"] per batch in all, early stops included)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
     dev = next(vae.parameters()).device
     vae.eval()
-    generator = torch.Generator(device=dev).manual_seed(seed)
     keys = ("z_before", "z_after", "output_before", "output_after", "l2", "met_budget", "predicted_before",
             "predicted_after")
     parts = {key: [] for key in keys}
@@ -208,11 +231,12 @@ def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100
         labels = torch.from_numpy(np.asarray(y[start:start + batch_size], dtype=np.int64)).to(dev)
         attacked = overpowered_attack(vae, classifier, images, labels, norm=params["norm"],
                                       restarts=params["restarts"], steps=params["steps"],
-                                      noise_samples=params["noise_samples"], generator=generator,
+                                      noise_samples=params["noise_samples"],
+                                      image_seeds=noise_seeds(seed, range(start, start + len(images)), params["norm"]),
                                       on_step=None if bar is None else lambda *_: bar.update(1),
                                       **OPTIMISER_DEFAULTS)
         if bar is not None:
-            bar.update(params["steps"] - attacked["steps_run"])  # early stop: skip the bar ahead
+            bar.update(params["steps"] - int(attacked["steps_run"].max()))  # skip the steps the batch did not run
         with torch.inference_mode():
             z0 = vae.encode(images)[0]  # the attack's start, recomputed: it returns only the best z
             before = vae.decode(z0)

@@ -1,6 +1,7 @@
 """`madvae gen`: clean sets from a dataset source, adversarial sets against a classifier checkpoint."""
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -16,13 +17,29 @@ from madvae.store import SetWriter, open_set
 from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
 
+def derive_seed(dataset: str, split: str, name: str) -> int:
+    """A set's own seed when none is given: one fixed seed for every set would repeat R-FGSM's noise (and PGD's
+    start) across the sets of a grid, test set included. Below 2**63, so HDF5 stores it as int64."""
+    digest = hashlib.sha256(f"madvae-set/{dataset}/{split}/{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 2**63
+
+
+def _resolve_seed(seed: int | None, dataset: str, split: str, out) -> tuple[int, str]:
+    """(seed, how it was obtained) for the set written to ``out``; the name is the file's stem."""
+    if seed is not None:
+        return int(seed), "given"
+    name = Path(out).stem
+    return derive_seed(dataset, split, name), f"derived from {dataset}/{split}/{name}"
+
+
 def make_clean_set(out, *, dataset: str, split: str, root=None, download: bool = False,
-                   limit: int | None = None, seed: int = 0) -> dict:
+                   limit: int | None = None, seed: int | None = None) -> dict:
     images, labels = load_source(dataset, split, root=root, download=download)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
+    seed, seed_source = _resolve_seed(seed, dataset, split, out)
     provenance = {"source": dataset, "root": str(root) if root else None, "limit": limit,
-                  **describe_split(dataset)}
+                  "seed_source": seed_source, **describe_split(dataset)}
     with SetWriter(out, len(labels), dataset=dataset, split=split, seed=seed, provenance=provenance) as writer:
         for start in range(0, len(labels), 4096):
             writer.write(images[start:start + 4096], labels[start:start + 4096])
@@ -31,7 +48,7 @@ def make_clean_set(out, *, dataset: str, split: str, root=None, download: bool =
 
 def make_adversarial_set(out, *, input_path, classifier_path, attack: str, preset: str = "test", overrides=None,
                          quick: bool = False, device: str = "auto", batch_size: int = 500,
-                         limit: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+                         limit: int | None = None, seed: int | None = None, progress: bool = True) -> dict:
     spec = get_attack(attack)
     params = resolve_params(attack, preset, overrides, quick)
     if batch_size < 1:
@@ -47,11 +64,12 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
     if source.has_adv:
         raise MadvaeError("input must be a clean set (attack 'none'); this one is already adversarial", input_path)
     n = min(len(source), limit) if limit else len(source)
+    seed, seed_source = _resolve_seed(seed, source.dataset, source.split, out)
     recorded = {**params, "attack": attack, "preset": preset, "quick": quick and bool(spec.quick),
                 "library": "advertorch", "library_version": ADVERTORCH_VERSION, "batch_size": batch_size,
                 "device": dev.type, "torch_version": torch.__version__}
     provenance = {"input_set": str(input_path), "input_set_sha256": sha256_file(input_path),
-                  "classifier": str(classifier_path), "classifier_arch": checkpoint.arch,
+                  "classifier": str(classifier_path), "classifier_arch": checkpoint.arch, "seed_source": seed_source,
                   # the split (an attribute) and how it was carved travel with the images
                   **{k: v for k, v in source.provenance.items() if k in SPLIT_PROVENANCE}}
     seed_everything(seed)

@@ -8,6 +8,9 @@ Where we differ from the paper or the authors' code, every weight is an option o
   gives sigma = 1e-5. We default to 1e-5 for both.
 - The paper's distance loss adds ||c_i - c_j|| between centres; the original code (and we) use only
   ||z - c_j||, with a separate learned centre set for the distance term.
+- The centres' SGD rates decay as in the original code (its MinExponentialLR): x0.1 each epoch, floored at
+  1e-5 (proximity 0.5 -> 0.05 -> ..., distance 1e-4 -> 1e-5). ``--centre-lr-decay 1`` keeps them fixed, as
+  madvae did before; ``--centre-lr-floor`` moves the floor.
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.errors import MadvaeError
+from madvae.outcomes import defense_label, worst_case_rows
+from madvae.table_notes import attack_settings_note, classifier_note, defense_notes, same_settings, settings_label
 from madvae.util import atomic_output, read_json_file
 
 # the result JSON format: `madvae attack` (evaluate.py) writes it, this module reads it
@@ -14,7 +16,8 @@ RESULT_TYPE = "madvae.result"
 RESULT_VERSION = "1.0"
 ATTACK_ROWS = {"fgsm": "FGSM", "rfgsm": "Rand-FGSM", "cw": "CW", "mifgsm": "MI-FGSM", "pgd": "PGD",
                "single-pixel": "Single Pixel"}
-ADAPTIVE_ROWS = {"pgd-e2e": "PGD end-to-end", "bpda": "BPDA", "eot": "EOT (sampled z)"}
+ADAPTIVE_ROWS = {"pgd-e2e": "PGD end-to-end", "bpda": "BPDA", "eot": "EOT"}
+CLEAN_ROW = "No attack (clean digits)"
 DEFENSE_ORDER = ("vanilla", "classification", "proximity-distance", "combined", "identity")
 BASE_COLUMNS = ("No Attack", "No Defense")
 METRICS = {"accuracy": "Accuracy against the true label",
@@ -66,6 +69,8 @@ class ResultTable:
     columns: list[str]  # column names after the row header
     row_header: str = "Attack"
     rows: list[dict] = field(default_factory=list)  # {"attack": label, "key": key, <metric>: [cells]}
+    # metric -> per row key, the cells to mark (above the column's clean-through-defense value)
+    marks: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=lambda: dict(METRICS))  # metric -> caption opening
     skipped: list[str] = field(default_factory=list)  # files without a row here (clean-set evaluations)
     notes: list[str] = field(default_factory=list)
@@ -100,8 +105,8 @@ def expand_paths(paths) -> list[Path]:
     return files
 
 
-def load_result(path, kind: str = "whitebox") -> dict:
-    """One validated result of ``kind``; anything else is an error naming the file."""
+def load_result(path, kind: str = "whitebox", also=()) -> dict:
+    """One validated result of ``kind`` (or of a kind in ``also``); anything else is an error naming the file."""
     path = Path(path)
     result = read_json_file(path, "result")
     if not isinstance(result, dict) or result.get("encoding-type") != RESULT_TYPE:
@@ -110,6 +115,8 @@ def load_result(path, kind: str = "whitebox") -> dict:
     version = str(result.get("encoding-version", ""))
     if version.split(".")[0] != RESULT_VERSION.split(".")[0]:
         raise MadvaeError(f"unsupported result encoding-version {version!r}", path)
+    if result.get("kind") in also:
+        kind = result["kind"]
     if result.get("kind") != kind:
         raise MadvaeError(f"a {result.get('kind')!r} result does not belong in the {kind} table", path,
                           hint=f"pass --kind {result.get('kind')}" if result.get("kind") in KINDS else None)
@@ -158,15 +165,21 @@ def _same(results: dict, key, what: str) -> None:
         raise MadvaeError(f"results of different {what} cannot share one table ({sides})")
 
 
-def _load_all(result_paths, kind: str) -> dict:
-    results = {path: load_result(path, kind) for path in expand_paths(result_paths)}
-    _same(results, lambda r: r["dataset"], "datasets")
+def _load_all(result_paths, kind: str, also=()) -> tuple[dict, dict]:
+    """(results of ``kind``, results of the kinds in ``also``: the adaptive table's worst case reads the stored
+    attacks' results too). All share dataset, split and classifier; those of ``kind`` share n."""
+    loaded = {path: load_result(path, kind, also) for path in expand_paths(result_paths)}
+    results = {path: r for path, r in loaded.items() if r["kind"] == kind}
+    others = {path: r for path, r in loaded.items() if r["kind"] != kind}
+    if not results:
+        raise MadvaeError(f"no {kind} results among the files", hint=f"the {kind} table needs some")
+    _same(loaded, lambda r: r["dataset"], "datasets")
     # a validation number next to a test number would read as one experiment; model selection stays apart
-    _same(results, lambda r: r["split"], "splits (train/val/test)")
+    _same(loaded, lambda r: r["split"], "splits (train/val/test)")
     _same(results, lambda r: r["n"], "sample counts n")
     if kind != "blackbox-paper":  # there each row has its own (substitute) classifier
-        _same(results, lambda r: r.get("classifier_sha256", ""), "classifiers (classifier_sha256)")
-    return results
+        _same(loaded, lambda r: r.get("classifier_sha256", ""), "classifiers (classifier_sha256)")
+    return results, others
 
 
 def _defense_columns(names) -> list[str]:
@@ -185,12 +198,41 @@ def _unique_per_defense(group: dict, what: str) -> None:
         seen[name] = path
 
 
+def _row_label(kind: str, label: str, group: dict) -> str:
+    """The row's name, with its preset when reduced and, in the adaptive table, the defense it attacks."""
+    any_result = next(iter(group.values()))
+    parts = [label]
+    if kind == "adaptive":
+        samples = {r["defense"].get("samples", 0) for r in group.values() if r["defense"]["name"] != "none"}
+        if len(samples) > 1:
+            raise MadvaeError(f"{any_result['attack']} results against different defenses (samples "
+                              f"{', '.join(map(str, sorted(samples)))}) cannot share one row",
+                              hint="attack one defense per row: --samples K with eot, the posterior mean otherwise")
+        parts[0] += f" vs {defense_label(next(iter(samples), 0))}"
+    tag = settings_label(kind, any_result)
+    return f"{parts[0]} ({tag})" if tag else parts[0]
+
+
+def _column_results(results: dict) -> dict:
+    """{defense column: one of its results}, after checking that a column is one purifier throughout."""
+    by_column: dict = {}
+    for path, result in results.items():
+        name = result["defense"]["name"]
+        if name == "none":
+            continue
+        first = by_column.setdefault(name, (path, result))
+        if first[1]["defense"].get("sha256") != result["defense"].get("sha256"):
+            raise MadvaeError(f"defense {name!r} is two different checkpoints (defense.sha256): {first[0]}, {path}",
+                              hint="one column is one purifier")
+    return {name: result for name, (_, result) in by_column.items()}
+
+
 def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
     """Rows (attacks or substitutes) x No Attack, No Defense and one column per defense, per metric."""
     if kind not in ROW_KINDS:
         raise MadvaeError(f"unknown table kind {kind!r}", hint=f"choose one of {', '.join(KINDS)}")
     spec = ROW_KINDS[kind]
-    results = _load_all(result_paths, kind)
+    results, stored = _load_all(result_paths, kind, also=("whitebox",) if kind == "adaptive" else ())
     first = next(iter(results.values()))
     table = ResultTable(kind, first["dataset"], first["split"], first["n"], list(BASE_COLUMNS),
                         row_header=spec["row_header"])
@@ -202,12 +244,14 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
             continue
         by_row.setdefault(key, {})[path] = result
     table.columns += _defense_columns(r["defense"]["name"] for g in by_row.values() for r in g.values())
+    by_column = _column_results({p: r for g in by_row.values() for p, r in g.items()})
     extra = kind == "blackbox-transfer"
     if extra:
         table.metrics["substitute_agreement"] = ("Substitute agreement with the target on the evaluated clean "
                                                  "images (how well the attacker's copy learned the target)")
         queries = sorted({int(r.get("queries", 0)) for g in by_row.values() for r in g.values()})
         table.notes.append(f"Oracle queries per substitute: {', '.join(map(str, queries))}.")
+    settings = []
     for key, label in spec["rows"].items():
         group = by_row.get(key)
         if not group:
@@ -216,10 +260,14 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
         if not spec["per_defense_sets"]:
             # one adversarial set per row, whatever the defense: the baselines must agree
             _same(group, lambda r: r.get("set_sha256", ""), f"{key} sets (set_sha256)")
+        same_settings(group, key)
         baseline = next((r for r in group.values() if r["defense"]["name"] == "none"), None)
         if baseline is None and not spec["per_defense_sets"]:
             baseline = next(iter(group.values()))
-        row = {"attack": label, "key": key}
+        row = {"attack": _row_label(kind, label, group), "key": key}
+        note = attack_settings_note(kind, label, next(iter(group.values())))
+        if note:
+            settings.append(note)
         for metric in METRICS:
             any_result = next(iter(group.values()))
             cells = {"No Attack": any_result["metrics"]["clean"][metric],
@@ -235,7 +283,54 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
         table.rows.append(row)
     if not table.rows:
         raise MadvaeError(f"no {kind} results with a table row among the files (only clean-set evaluations?)")
+    if kind == "whitebox":
+        _add_clean_row(table, by_column)
+    if kind == "adaptive":
+        rows, notes = worst_case_rows(results, stored, table.columns, {**ATTACK_ROWS, **ADAPTIVE_ROWS})
+        table.rows += rows
+        table.notes += notes
+    else:
+        samples = sorted({r["defense"].get("samples", 0) for r in by_column.values()})
+        if samples == [0]:
+            table.notes.append("Defense: each purifier decodes the posterior mean (the paper's test-time defense).")
+        elif samples:
+            table.notes.append("Defense: " + ", ".join(defense_label(k) for k in samples) + " (K sampled "
+                               "decodings averaged; 0: the posterior mean).")
+    table.notes += _settings_notes(settings, table.columns, by_column, results)
     return table
+
+
+def _settings_notes(row_notes, columns, by_column, results) -> list[str]:
+    lines = defense_notes(columns, by_column)
+    classifier = classifier_note(results.values())
+    if classifier:
+        lines.append(classifier)
+    lines = row_notes + lines
+    if not lines:
+        return []
+    return ["Reduced settings (read from the result files; quick settings overstate robustness): " + lines[0],
+            *lines[1:]]
+
+
+def _add_clean_row(table: ResultTable, by_column: dict) -> None:
+    """Table 1's last row: the clean digits through each defense, and the marks of the cells above it."""
+    row = {"attack": CLEAN_ROW, "key": "clean"}
+    for metric in METRICS:
+        clean = table.rows[0][metric][0]
+        cells = {"No Attack": clean, "No Defense": clean}
+        for name, result in by_column.items():
+            cells[name] = (result["metrics"].get("defended_clean") or {}).get(metric)
+        row[metric] = [cells.get(column) for column in table.columns]
+        table.marks[metric] = {r["key"]: [k >= 2 and v is not None and row[metric][k] is not None
+                                          and v > row[metric][k] for k, v in enumerate(r[metric])]
+                               for r in table.rows}
+    table.rows.append(row)
+    table.notes.append(f"{CLEAN_ROW}: each purifier's output for the clean test digits. A defended cell marked ↑ "
+                       "is above that row's value for the same purifier: the attack's perturbation helps the "
+                       "classifier once purified (label leaking: FGSM-like attacks step along the true label's "
+                       "gradient, and purifiers trained on such sets learn to undo exactly that), which is not "
+                       "robustness; read such a cell as at most the clean-through-defense value. A margin of a "
+                       "few digits is within sampling noise.")
 
 
 def build_whitebox_table(result_paths) -> ResultTable:
@@ -244,8 +339,9 @@ def build_whitebox_table(result_paths) -> ResultTable:
 
 def build_overpowered_table(result_paths) -> ResultTable:
     """Table 3's shape: one row per metric, one column per defense (identity is the baseline)."""
-    results = _load_all(result_paths, "overpowered")
+    results, _ = _load_all(result_paths, "overpowered")
     _unique_per_defense(results, "overpowered")
+    same_settings(results, "overpowered")
     first = next(iter(results.values()))
     by_defense = {r["defense"]["name"]: r for r in results.values()}
     columns = _defense_columns(by_defense)
@@ -258,6 +354,8 @@ def build_overpowered_table(result_paths) -> ResultTable:
     for key, label in OVERPOWERED_ROWS.items():
         table.rows.append({"attack": label, "key": key,
                            "value": [by_defense[c]["metrics"][key] if c in by_defense else None for c in columns]})
+    note = attack_settings_note("overpowered", "Overpowered Attack", first)
+    table.notes += _settings_notes([note] if note else [], columns, by_defense, results)
     return table
 
 
@@ -303,7 +401,10 @@ def _markdown(table: ResultTable) -> str:
             lines += [f"## {metric.replace('_', ' ').capitalize()}", ""]
         lines += [f"| {table.row_header} | " + " | ".join(table.columns) + " |",
                   "|---|" + "---:|" * len(table.columns)]
-        lines += [f"| {row['attack']} | " + " | ".join(map(_cell, row[metric])) + " |" for row in table.rows]
+        for row in table.rows:
+            marks = table.marks.get(metric, {}).get(row["key"], [])
+            cells = [_cell(v) + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
+            lines.append(f"| {row['attack']} | " + " | ".join(cells) + " |")
         lines.append("")
         for sentence in table.caption(metric).splitlines():  # each caption sentence its own paragraph
             lines += [sentence, ""]

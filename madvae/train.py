@@ -1,7 +1,9 @@
 """Training of the Defense-VAE / MAD-VAE purifiers: x_adv -> x_clean, streamed from HDF5 sets, resumable per epoch.
 
 Optimisation follows the authors' code: the VAE with Adam and a per-epoch exponential decay floored at
-``lr_floor``; each learned centre set with its own SGD; gradient norms clipped separately for each of the three.
+``lr_floor``; each learned centre set with its own SGD, decayed per epoch by ``centre_lr_decay`` (0.1) down to
+``centre_lr_floor`` (1e-5), their MinExponentialLR (proximity 0.5 -> 0.05 -> ..., distance 1e-4 -> 1e-5);
+gradient norms clipped separately for each of the three. ``centre_lr_decay=1`` keeps the centre rates fixed.
 """
 from __future__ import annotations
 
@@ -91,6 +93,10 @@ def _open_sets(set_paths, loss):
         for path in set_paths:
             reader = open_set(path)
             readers.append(reader)
+            if reader.split == "test":
+                raise MadvaeError("a set of the test split; training on it would leak the test images into the "
+                                  "purifier the test tables score", path,
+                                  "train on sets made from the train split: madvae gen --split train")
             if loss != "identity" and not reader.has_adv:
                 raise MadvaeError(f"a clean set (attack none); the {loss} loss trains x_adv -> x_clean", path,
                                   "give adversarial sets from `madvae gen --attack ...`, or use --loss identity")
@@ -105,7 +111,16 @@ def _open_sets(set_paths, loss):
     return readers
 
 
-def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip):
+def _describe_set(path, sha256, reader) -> dict:
+    """A training set as the checkpoint records it: enough for a table to say what the purifier saw (the attack,
+    its preset, whether a CPU-sized cut made it, how many images) without the file."""
+    params = reader.params or {}
+    return {"path": str(path), "sha256": sha256, "attack": reader.attack, "split": reader.split,
+            "preset": params.get("preset"), "quick": bool(params.get("quick", False)), "n": len(reader)}
+
+
+def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip, centre_lr_decay,
+                   centre_lr_floor):
     if loss not in VARIANTS:
         raise MadvaeError(f"unknown loss {loss!r}", hint=f"choose one of {', '.join(VARIANTS)}")
     if loss in USES_CLASSIFIER and classifier_path is None:
@@ -115,6 +130,8 @@ def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_f
                           f"{' and '.join(USES_CLASSIFIER)} only")
     if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 < lr_decay <= 1 or lr_floor < 0 or not clip > 0:
         raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0, 0 < lr decay <= 1, lr floor >= 0, clip > 0")
+    if not 0 < centre_lr_decay <= 1 or centre_lr_floor < 0:
+        raise MadvaeError("need 0 < centre lr decay <= 1 and centre lr floor >= 0")
 
 
 def _fingerprint(config, set_hashes, classifier_hash) -> dict:
@@ -133,7 +150,8 @@ def _check_same_run(state_path, saved: dict, current: dict):
 
 def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | None = None, batch_size: int = 512,
               lr: float = 1e-3, lr_decay: float = 0.998, lr_floor: float = 1e-5, proximity_lr: float = 0.5,
-              distance_lr: float = 1e-4, clip: float = 1.0, alpha: float = 0.01, sigma: float = 1e-5,
+              distance_lr: float = 1e-4, centre_lr_decay: float = 0.1, centre_lr_floor: float = 1e-5,
+              clip: float = 1.0, alpha: float = 0.01, sigma: float = 1e-5,
               beta: float = 0.1, gamma: float = 0.1, seed: int = 0, device: str = "auto", limit: int | None = None,
               resume: bool = False, progress: bool = True, precision: str = "fp32") -> dict:
     """Train a purifier on ``set_paths`` and write the checkpoint ``out`` and its log ``<stem>.train.csv``.
@@ -143,7 +161,8 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     ``precision`` bf16 runs the VAE's forward pass under autocast (the losses stay float32; see PRECISIONS)."""
     out, set_paths = Path(out), [Path(p) for p in set_paths]
     epochs = DEFAULT_EPOCHS.get(loss, 1) if epochs is None else epochs
-    _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip)
+    _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip, centre_lr_decay,
+                   centre_lr_floor)
     if precision not in PRECISIONS:
         raise MadvaeError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
     if out.is_dir():
@@ -158,7 +177,8 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     try:
         classifier = _load_frozen_classifier(classifier_path, dev) if classifier_path else None
         config = {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
-                  "lr_floor": lr_floor, "proximity_lr": proximity_lr, "distance_lr": distance_lr, "clip": clip,
+                  "lr_floor": lr_floor, "proximity_lr": proximity_lr, "distance_lr": distance_lr,
+                  "centre_lr_decay": centre_lr_decay, "centre_lr_floor": centre_lr_floor, "clip": clip,
                   **weights.as_dict(), "seed": seed, "limit": limit, "latent_dim": LATENT_DIM,
                   "input": "x_clean" if loss == "identity" else "x_adv", "target": "x_clean",
                   "optimizer": "adam", "centre_optimizer": "sgd", "device": str(dev), "precision": precision,
@@ -167,8 +187,8 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
         classifier_hash = sha256_file(classifier_path) if classifier_path else None
         fingerprint = _fingerprint(config, set_hashes, classifier_hash)
         history = _run(readers, state_path, config, fingerprint, weights, classifier, dev, resume, progress)
-        meta = {"history": history["epochs"], "training_sets": [{"path": str(p), "sha256": h}
-                                                                  for p, h in zip(set_paths, set_hashes)],
+        meta = {"history": history["epochs"], "training_sets": [_describe_set(p, h, r)
+                                                                  for p, h, r in zip(set_paths, set_hashes, readers)],
                 "dataset": readers[0].dataset, "n_train": count_samples(readers, limit),
                 "classifier_sha256": classifier_hash, "resumed_from_epoch": history["resumed_from"]}
     finally:
@@ -189,12 +209,15 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
     loss, seed = config["loss"], config["seed"]
     seed_everything(seed)
     model = place(DefenseVAE(), dev)
-    centres, centre_optims = {}, {}
+    centres, centre_optims, centre_schedulers, centre_floors = {}, {}, {}, {}
     if loss in USES_CENTRES:
         for name, centre_lr in (("proximity_centres", config["proximity_lr"]),
                                 ("distance_centres", config["distance_lr"])):
             centres[name] = init_centres(model.latent_dim).to(dev).requires_grad_(True)
             centre_optims[name] = torch.optim.SGD([centres[name]], lr=centre_lr)
+            centre_schedulers[name] = torch.optim.lr_scheduler.ExponentialLR(centre_optims[name],
+                                                                             gamma=config["centre_lr_decay"])
+            centre_floors[name] = min(config["centre_lr_floor"], centre_lr)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config["lr_decay"])
     history, start, skip, partial = [], 0, 0, {}
@@ -207,6 +230,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             for name in centres:
                 centres[name].copy_(state["centres"][name])
                 centre_optims[name].load_state_dict(state["centre_optimizers"][name])
+                centre_schedulers[name].load_state_dict(state["centre_schedulers"][name])
         history, start = json.loads(state["history"]), state["epoch"]
         skip, partial = state.get("batch", 0), json.loads(state.get("partial", "{}"))
         if start > config["epochs"]:
@@ -259,7 +283,8 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
                                "steps": steps, "window": window}
                     _save_state(state_path, fingerprint=fingerprint, epoch=epoch, history=history, model=model,
                                 optimizer=optimizer, scheduler=scheduler, centres=centres,
-                                centre_optims=centre_optims, dev=dev, batch=index + 1, partial=partial)
+                                centre_optims=centre_optims, centre_schedulers=centre_schedulers, dev=dev,
+                                batch=index + 1, partial=partial)
                     raise Interrupted(f"SIGTERM during epoch {epoch + 1}, after batch {index + 1}; state saved",
                                       state_path, "run the same command with --resume to continue")
             bar.close()
@@ -268,12 +293,16 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             scheduler.step()
             for group in optimizer.param_groups:
                 group["lr"] = max(group["lr"], floor)
+            for name, centre_scheduler in centre_schedulers.items():  # the original's MinExponentialLR
+                centre_scheduler.step()
+                for group in centre_optims[name].param_groups:
+                    group["lr"] = max(group["lr"], centre_floors[name])
             elapsed = before + time.perf_counter() - started
             history.append({"epoch": epoch + 1, **{k: sums[k] / seen for k in TERMS if k in sums}, "lr": lr_now,
                             "images_per_s": seen / elapsed, "seconds": elapsed, "steps": steps})
             _save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
                         optimizer=optimizer, scheduler=scheduler, centres=centres, centre_optims=centre_optims,
-                        dev=dev)
+                        centre_schedulers=centre_schedulers, dev=dev)
     return {"epochs": history, "model": model.cpu(), "centres": centres, "resumed_from": resumed_from}
 
 
@@ -309,8 +338,8 @@ def _trace_row(window: dict, *, epoch: int, images: int) -> dict:
             **{name: value / window["images"] for name, value in window.items() if name != "images"}}
 
 
-def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims, dev,
-                batch: int = 0, partial: dict | None = None):
+def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims,
+                centre_schedulers, dev, batch: int = 0, partial: dict | None = None):
     """Plain dicts, tensors and strings only, so torch.load(weights_only=True) reads it back. ``epoch``: epochs
     finished; ``batch``: batches finished of the next one (a SIGTERM'd run), with their loss sums in ``partial``."""
     state = {"format": RESUME_FORMAT, "fingerprint": json.dumps(fingerprint, sort_keys=True), "epoch": epoch,
@@ -319,6 +348,7 @@ def _save_state(path, *, fingerprint, epoch, history, model, optimizer, schedule
              "scheduler": scheduler.state_dict(),
              "centres": {name: tensor.detach() for name, tensor in centres.items()},
              "centre_optimizers": {name: opt.state_dict() for name, opt in centre_optims.items()},
+             "centre_schedulers": {name: sched.state_dict() for name, sched in centre_schedulers.items()},
              "rng": torch.get_rng_state(),
              "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
     save_atomically(state, path)

@@ -9,15 +9,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from typer.testing import CliRunner
 
 from madvae.attacks.adaptive import (ADAPTIVE_ATTACKS, bpda_gradient, eot_gradient, mean_decoding,
                                      resolve_adaptive_params, run_adaptive, sampled_decoding)
 from madvae.checkpoint import save_checkpoint
+from madvae.cli import app
 from madvae.data import load_source
 from madvae.errors import MadvaeError
 from madvae.evaluate import make_purifier
 from madvae.evaluate_adaptive import evaluate_adaptive
 from madvae.models import DefenseVAE
+from madvae.outcomes import decode_bits
 
 
 class TinyVAE(nn.Module):
@@ -198,7 +201,7 @@ def vae_checkpoint(tmp_path_factory):
     return save_checkpoint(path, kind="vae", arch="defense-vae", model=DefenseVAE(), config={"loss": "combined"})
 
 
-@pytest.mark.parametrize("attack, samples", [("pgd-e2e", 0), ("bpda", 2), ("eot", 2)])
+@pytest.mark.parametrize("attack, samples", [("pgd-e2e", 0), ("bpda", 0), ("eot", 2)])
 def test_evaluate_adaptive_writes_the_four_metric_groups(attack, samples, clean_test_set, random_classifier,
                                                          vae_checkpoint, tmp_path):
     out = tmp_path / "r.json"
@@ -213,6 +216,25 @@ def test_evaluate_adaptive_writes_the_four_metric_groups(attack, samples, clean_
     assert set(written["metrics"]) == {"clean", "no_defense", "defended", "defended_clean"}
     for values in written["metrics"].values():
         assert set(values) == {"accuracy", "agreement"} and all(0 <= v <= 1 for v in values.values())
+    # the per-image outcomes are the metrics, image by image, for the first n digits of the clean set
+    outcomes = written["outcomes"]
+    assert outcomes["images"] == {"clean_set_sha256": written["set_sha256"], "start": 0, "count": 6}
+    for group, values in written["metrics"].items():
+        for metric, which in (("accuracy", "correct"), ("agreement", "agree")):
+            assert decode_bits(outcomes[which][group], 6).mean() == pytest.approx(values[metric])
+
+
+@pytest.mark.parametrize("attack", ["pgd-e2e", "bpda"])
+def test_mean_defense_attacks_refuse_to_score_a_sampled_defense(attack, clean_test_set, random_classifier,
+                                                                 vae_checkpoint, tmp_path):
+    """Attacking the posterior-mean defense and scoring the K-sample one would mix two defenses in one number."""
+    outcome = CliRunner().invoke(app, ["attack", "--mode", attack, "--set", str(clean_test_set), "--classifier",
+                                       str(random_classifier), "--vae", str(vae_checkpoint), "--samples", "4",
+                                       "--device", "cpu", "--out", str(tmp_path / "r.json")])
+    lines = outcome.output.strip().splitlines()
+    assert outcome.exit_code == 2 and len(lines) == 1, outcome.output
+    assert "posterior-mean defense" in lines[0] and "--mode eot" in lines[0]
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_evaluate_adaptive_without_a_defense(clean_test_set, random_classifier, tmp_path):

@@ -53,3 +53,33 @@ def test_purifier_decodes_the_mean_or_averages_samples():
         assert torch.equal(mean_output, vae.decode(vae.encode(x)[0]))
         sampled = make_purifier(vae, 4)(x)
     assert sampled.shape == x.shape and not torch.equal(sampled, mean_output)
+
+
+def test_a_vae_is_not_evaluated_on_a_set_it_was_trained_on(tmp_path, clean_test_set, random_classifier):
+    """Scoring a purifier on its own training set reads as a test number; refused in one line, nothing written."""
+    from typer.testing import CliRunner
+
+    from madvae.cli import app
+    from madvae.generate import make_adversarial_set
+    from madvae.util import sha256_file
+
+    adversarial = tmp_path / "fgsm.h5"
+    make_adversarial_set(adversarial, input_path=clean_test_set, classifier_path=random_classifier, attack="fgsm",
+                         limit=8, device="cpu", seed=1, progress=False)
+    torch.manual_seed(0)
+    seen = save_checkpoint(tmp_path / "seen.pt", kind="vae", arch="defense-vae", model=DefenseVAE(),
+                           config={"loss": "vanilla"},
+                           meta={"training_sets": [{"path": str(adversarial), "sha256": sha256_file(adversarial)}]})
+    out = tmp_path / "r.json"
+    outcome = CliRunner().invoke(app, ["attack", "--set", str(adversarial), "--classifier", str(random_classifier),
+                                       "--vae", str(seen), "--device", "cpu", "--out", str(out)])
+    lines = outcome.output.strip().splitlines()
+    assert outcome.exit_code == 2 and len(lines) == 1, outcome.output
+    assert "trained on this very set" in lines[0] and str(adversarial) in lines[0]
+    assert not out.exists()
+    # another purifier is scored, with per-image outcomes naming the clean images the set was crafted from
+    unseen = save_checkpoint(tmp_path / "unseen.pt", kind="vae", arch="defense-vae", model=DefenseVAE(),
+                             config={"loss": "vanilla"}, meta={"training_sets": []})
+    result = evaluate_set(adversarial, random_classifier, out, vae_path=unseen, device="cpu", progress=False)
+    assert result["outcomes"]["images"] == {"clean_set_sha256": sha256_file(clean_test_set), "start": 0, "count": 8}
+    assert result["defense"]["training"]["loss"] == "vanilla"

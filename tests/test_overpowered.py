@@ -1,12 +1,12 @@
-"""The Overpowered attack: the per-row margin, the attack's invariants on random weights, the evaluation JSON and
-figure, and bad input."""
+"""The Overpowered attack: the per-row margin, the attack's invariants on random weights, per-image finishing
+(the same result at any batch size), the row-wise Adam, the evaluation JSON and figure, and bad input."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from madvae.attacks.overpowered import (OVERPOWERED_PRESETS, THRESHOLD, l2_budget, margin,
+from madvae.attacks.overpowered import (OVERPOWERED_PRESETS, THRESHOLD, _RowAdam, l2_budget, margin, noise_seeds,
                                         overpowered_attack)
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
@@ -63,7 +63,8 @@ def _attack(models, digits, seed=0, **overrides):
     vae, classifier = models
     x, y = digits
     options = {"norm": 1.0, **TINY, **overrides}
-    return overpowered_attack(vae, classifier, x, y, generator=torch.Generator().manual_seed(seed), **options)
+    return overpowered_attack(vae, classifier, x, y, image_seeds=noise_seeds(seed, range(len(x)), options["norm"]),
+                              **options)
 
 
 def test_outputs_have_the_right_shapes_ranges_and_distances(models, digits):
@@ -77,7 +78,8 @@ def test_outputs_have_the_right_shapes_ranges_and_distances(models, digits):
     assert torch.allclose(out["l2"] ** 2 / 784, out["mse"], rtol=1e-4)
     assert torch.equal(out["met_budget"], out["mse"] <= THRESHOLD)
     assert torch.equal(out["met_budget"], out["l2"] <= l2_budget() + 1e-5)
-    assert 1 <= out["steps_run"] <= TINY["steps"]
+    assert torch.equal(out["steps_run"], torch.full((4,), TINY["steps"]))
+    assert out["first_done"].shape == (4,) and 0 <= out["first_done"].min() and out["first_done"].max() <= TINY["steps"]
     assert l2_budget() == pytest.approx(784 * 0.0051)
 
 
@@ -106,6 +108,104 @@ def test_the_attack_is_deterministic_with_a_seed(models, digits):
     for key in ("x_star", "l2", "margin"):
         assert torch.equal(first[key], second[key]), key
     assert not torch.equal(first["margin"], _attack(models, digits, seed=4)["margin"])
+
+
+class PixelVAE(torch.nn.Module):
+    """A stand-in VAE whose latent is the image itself (G(z0) = x): the attack then reaches its goal for some
+    images within a few steps and not for others."""
+
+    def encode(self, x):
+        flat = x.flatten(1)
+        return flat, torch.zeros_like(flat)
+
+    def decode(self, z):
+        return z.view(-1, 1, 28, 28)
+
+
+@pytest.fixture(scope="module")
+def finishing(clean_test_set):
+    """(vae, classifier, x, y): the 64 digits, a PixelVAE and a nearest-class-mean linear classifier, right on
+    most digits at the start."""
+    with open_set(clean_test_set) as reader:
+        batch = reader.read(0, 64)
+    x, y = torch.from_numpy(batch["x_clean"]), torch.from_numpy(batch["y"])
+    means = torch.stack([x[y == k].flatten(1).mean(0) for k in range(10)])
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    with torch.no_grad():
+        classifier[1].weight.copy_(0.2 * means)
+        classifier[1].bias.copy_(-0.1 * means.pow(2).sum(1))
+    return PixelVAE(), classifier, x, y
+
+
+def _attack_in_batches(finishing, batch_size, seed=0, **overrides):
+    """The attack batched as evaluate_overpowered batches it, with the defended prediction per image."""
+    vae, classifier, x, y = finishing
+    options = {"norm": 1.0, "restarts": 2, "steps": 10, "noise_samples": 2, **overrides}
+    parts = []
+    for start in range(0, len(x), batch_size):
+        stop = min(start + batch_size, len(x))
+        out = overpowered_attack(vae, classifier, x[start:stop], y[start:stop],
+                                 image_seeds=noise_seeds(seed, range(start, stop), options["norm"]), **options)
+        with torch.no_grad():
+            out["predicted"] = classifier(vae.decode(vae.encode(out["x_star"])[0])).argmax(1)
+        parts.append(out)
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+def test_each_image_gets_the_same_attack_at_any_batch_size(finishing):
+    """Every image runs every step with its own noise, Adam state and multiplier: batches of 5 and one of 100
+    (all 64 digits) give every image the same outcome, whether it met the goal early, late or never."""
+    small, large = _attack_in_batches(finishing, 5), _attack_in_batches(finishing, 100)
+    first_done = large["first_done"]
+    # some images met the goal before the last step, some never did; none stopped early
+    assert ((first_done > 0) & (first_done < 10)).any() and (first_done == 0).any()
+    assert (large["steps_run"] == 10).all()
+    for key in ("steps_run", "first_done", "done", "met_budget", "predicted"):
+        assert torch.equal(small[key], large[key]), key
+    for key in ("x_star", "margin", "mse", "margin_start"):
+        assert torch.allclose(small[key], large[key], atol=1e-5), key
+
+
+def test_images_that_met_the_goal_keep_improving(finishing):
+    """No early stop: an image done at an early step still lowers its margin afterwards (stopping it there would
+    leave its purified copy more often classified correctly)."""
+    vae, classifier, x, y = finishing
+    args = {"norm": 1.0, "restarts": 2, "noise_samples": 2}
+    short = overpowered_attack(vae, classifier, x, y, steps=3, image_seeds=noise_seeds(0, range(len(x)), 1.0), **args)
+    long = overpowered_attack(vae, classifier, x, y, steps=10, image_seeds=noise_seeds(0, range(len(x)), 1.0), **args)
+    early = short["done"]
+    assert early.any() and (long["margin"][early] < short["margin"][early]).any()
+
+
+def test_the_original_lam_scaling_depends_on_the_batch(finishing):
+    """lam_scaling 'original' scales LAM's weight and step by the batch's unfinished rows, so the outcome
+    changes with the batch size."""
+    options = {"lam_scaling": "original", "restarts": 1}
+    small, large = _attack_in_batches(finishing, 5, **options), _attack_in_batches(finishing, 100, **options)
+    assert not torch.allclose(small["x_star"], large["x_star"], atol=1e-5)
+    with pytest.raises(ValueError, match="lam_scaling"):
+        _attack_in_batches(finishing, 5, lam_scaling="per-image")
+
+
+def test_row_adam_matches_torch_adam():
+    torch.manual_seed(0)
+    start, grads = torch.randn(6, 3), [torch.randn(6, 3) for _ in range(6)]
+    adam, ours = _RowAdam(start, 0.05), start.clone()
+    for grad in grads:
+        ours = adam.step(ours, grad)
+    param = start.clone().requires_grad_(True)
+    reference = torch.optim.Adam([param], lr=0.05)
+    for grad in grads:
+        param.grad = grad.clone()
+        reference.step()
+    assert torch.allclose(ours, param.detach(), atol=1e-6)
+
+
+def test_noise_seeds_depend_on_seed_index_and_norm():
+    assert noise_seeds(0, [3, 4], 1.0) == [noise_seeds(0, [3], 1.0)[0], noise_seeds(0, [4], 1.0)[0]]
+    assert noise_seeds(0, [3], 1.0) == noise_seeds(0, [3], 1)
+    assert len({noise_seeds(0, [3], 1.0)[0], noise_seeds(1, [3], 1.0)[0], noise_seeds(0, [4], 1.0)[0],
+                noise_seeds(0, [3], 2.5)[0]}) == 4
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +239,32 @@ def test_evaluate_writes_the_result_json_and_the_figure(clean_test_set, random_c
     again = evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "again.json", vae_path=vae_checkpoint,
                                  limit=6, norms=[1.0, 3.0], batch_size=4, device="cpu", progress=False, **TINY)
     assert (again["metrics"], again["per_norm"]) == (result["metrics"], result["per_norm"])  # seeded
+
+
+def test_evaluate_records_the_stopping_rule_and_each_images_steps(clean_test_set, random_classifier, vae_checkpoint,
+                                                                  tmp_path):
+    """steps_run per norm in the JSON (every image all steps; when each met the goal); the same at batch 5 and
+    batch 100."""
+    options = {"vae_path": vae_checkpoint, "limit": 12, "norms": [1.0, 3.0], "device": "cpu", "progress": False,
+               **TINY}
+    small = evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "b5.json", batch_size=5, **options)
+    saved = json.loads((tmp_path / "b5.json").read_text())
+    assert saved["params"]["stop"] == "none" and saved["params"]["lam_scaling"] == "per-row"
+    assert "stop_fraction" not in saved["params"]
+    assert set(saved["steps_run"]) == {"1.0", "3.0"}
+    for summary in saved["steps_run"].values():
+        first = summary["first_goal_step"]
+        assert summary["steps_per_image"] == [TINY["steps"]]  # every image ran every step
+        assert len(first) == 12 and all(0 <= v <= TINY["steps"] for v in first)
+        assert summary["goal_met"] == sum(v > 0 for v in first)
+        met = [v for v in first if v > 0]
+        assert summary["first_goal_step_mean"] == (pytest.approx(np.mean(met)) if met else None)
+    large = evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "b100.json", batch_size=100, **options)
+    assert large["steps_run"] == small["steps_run"]
+    assert large["metrics"] == pytest.approx(small["metrics"], abs=1e-5)
+    original = evaluate_overpowered(clean_test_set, random_classifier, tmp_path / "orig.json", batch_size=5,
+                                    lam_scaling="original", **options)
+    assert original["params"]["lam_scaling"] == "original"
 
 
 def test_metrics_follow_their_definitions():
@@ -176,6 +302,7 @@ def test_presets_hold_the_papers_settings():
     ({"steps": 0}, "steps"),
     ({"preset": "huge"}, "preset"),
     ({"batch_size": 0}, "batch-size"),
+    ({"lam_scaling": "sometimes"}, "lam_scaling"),
 ])
 def test_bad_input_is_one_clear_error(change, words, clean_test_set, random_classifier, vae_checkpoint, tmp_path):
     options = {"vae_path": vae_checkpoint, "limit": 2, "device": "cpu", "progress": False, **TINY, **change}

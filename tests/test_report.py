@@ -63,19 +63,22 @@ def test_tables_put_each_value_in_its_row_and_column(results_dir, tmp_path):
         header,
         ["FGSM", "0.9700", "0.1100", "", "0.9500", "", "0.5000"],
         ["PGD", "0.9700", "0.0100", "0.8100", "", "0.9100", ""],
+        ["No attack (clean digits)", "0.9700", "0.9700", "0.9000", "0.9000", "0.9000", "0.9000"],
     ]
     assert read_csv(out / "t1_agreement.csv") == [
         header,
         ["FGSM", "1.0000", "0.1200", "", "0.9600", "", "0.6000"],
         ["PGD", "1.0000", "0.0200", "0.8200", "", "0.9200", ""],
+        ["No attack (clean digits)", "1.0000", "1.0000", "0.9000", "0.9000", "0.9000", "0.9000"],
     ]
     markdown = (out / "t1.md").read_text()
     assert "## Accuracy" in markdown and "## Agreement" in markdown
     assert markdown.count("mnist-5k test, n = 1000 per cell") == 2
     assert markdown.count("defense-unaware") == 2
     accuracy_part, agreement_part = markdown.split("## Agreement")
-    assert "| PGD | 0.9700 | 0.0100 | 0.8100 |  | 0.9100 |  |" in accuracy_part
-    assert "| FGSM | 1.0000 | 0.1200 |  | 0.9600 |  | 0.6000 |" in agreement_part
+    # a defended cell above the same purifier's clean-through-defense cell is marked (combined: 0.91 > 0.90)
+    assert "| PGD | 0.9700 | 0.0100 | 0.8100 |  | 0.9100 ↑ |  |" in accuracy_part
+    assert "| FGSM | 1.0000 | 0.1200 |  | 0.9600 ↑ |  | 0.6000 |" in agreement_part
     assert written["table"].columns == header[1:]
 
 

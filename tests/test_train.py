@@ -24,7 +24,7 @@ SHA = "ab" * 32
 runner = CliRunner()
 
 
-def make_set(path, n=64, *, adversarial=True, dataset="mnist", seed=0):
+def make_set(path, n=64, *, adversarial=True, dataset="mnist", seed=0, split="train"):
     """Bars whose row depends on the label, plus uniform noise as the 'adversarial' version."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 10, n)
@@ -32,9 +32,9 @@ def make_set(path, n=64, *, adversarial=True, dataset="mnist", seed=0):
     for i, label in enumerate(y):
         x[i, 0, 2 * label:2 * label + 8, 4:24] = 1.0
     if not adversarial:
-        return write_set(path, x, y, dataset=dataset, split="train", attack="none", seed=seed)
+        return write_set(path, x, y, dataset=dataset, split=split, attack="none", seed=seed)
     adv = np.clip(x + rng.uniform(-0.3, 0.3, x.shape), 0, 1).astype(np.float32)
-    return write_set(path, x, y, adv, dataset=dataset, split="train", attack="fgsm", params={"eps": 0.3},
+    return write_set(path, x, y, adv, dataset=dataset, split=split, attack="fgsm", params={"eps": 0.3},
                      seed=seed, source_classifier_sha256=SHA)
 
 
@@ -160,6 +160,51 @@ def test_clean_set_needs_identity_loss(tmp_path):
 
 def test_no_set_given(tmp_path):
     _fails_cleanly([], tmp_path / "o.pt", "no training set")
+
+
+def test_a_test_split_set_is_refused(adv_set, tmp_path):
+    """Training on test images would leak them into the purifier the test tables then score."""
+    adv = make_set(tmp_path / "adv-test.h5", n=8, split="test")
+    _fails_cleanly([adv_set, "--set", adv], tmp_path / "o.pt", str(adv), "test split")
+    clean = make_set(tmp_path / "clean-test.h5", n=8, adversarial=False, split="test")
+    _fails_cleanly([clean, "--loss", "identity"], tmp_path / "o.pt", str(clean), "test split")
+
+
+def test_centre_learning_rates_decay_per_epoch_as_the_original(tmp_path, monkeypatch):
+    """MinExponentialLR(gamma 0.1, minimum 1e-5) on both centre optimisers, stepped each epoch; decay 1 keeps
+    them. Read from the resume state a SIGTERM leaves in epoch 3, i.e. after two epochs."""
+    import madvae.train as train_module
+    from madvae.errors import Interrupted
+
+    data = make_set(tmp_path / "d.h5", n=16)  # 2 batches of 8 an epoch
+    real = train_module.shuffled_batches
+
+    def terminated_in_epoch_3(*args, epoch, **kwargs):
+        for index, batch in enumerate(real(*args, epoch=epoch, **kwargs)):
+            if epoch == 2 and index == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+    monkeypatch.setattr(train_module, "shuffled_batches", terminated_in_epoch_3)
+    options = dict(loss="proximity-distance", epochs=3, batch_size=8, device="cpu", progress=False)
+    expected = {None: {"proximity_centres": 0.005, "distance_centres": 1e-5},
+                1.0: {"proximity_centres": 0.5, "distance_centres": 1e-4}}
+    for decay, rates in expected.items():
+        out = tmp_path / f"vae-{decay}.pt"
+        with pytest.raises(Interrupted):
+            train_vae([data], out, **options, **({} if decay is None else {"centre_lr_decay": decay}))
+        state = torch.load(resume_path_for(out), weights_only=True)
+        assert state["epoch"] == 2
+        found = {name: opt["param_groups"][0]["lr"] for name, opt in state["centre_optimizers"].items()}
+        assert found == pytest.approx(rates), decay
+        assert set(state["centre_schedulers"]) == set(rates)
+    # the decay is part of the run: resuming the decay-1 state under the default is refused
+    with pytest.raises(MadvaeError, match="centre_lr_decay"):
+        train_vae([data], tmp_path / "vae-1.0.pt", resume=True, **options)
+    monkeypatch.setattr(train_module, "shuffled_batches", real)
+    train_vae([data], tmp_path / "vae-None.pt", resume=True, **options)
+    config = load_checkpoint(tmp_path / "vae-None.pt").config
+    assert (config["centre_lr_decay"], config["centre_lr_floor"]) == (0.1, 1e-5)
 
 
 def test_empty_set_is_refused(adv_set, tmp_path):

@@ -81,7 +81,9 @@ def write_config(tmp_path, config, name="config.yaml"):
 
 
 def test_paper_grid_job_counts(tmp_path):
-    counts, _ = dry_run(tmp_path, PAPER)
+    counts, output = dry_run(tmp_path, PAPER)
+    # the original trained its substitutes A-E for 29 epochs
+    assert re.findall(r"madvae classifier .*--arch [A-E] --epochs (\d+)", output) == ["29"] * 5
     assert counts == without_zeros(expected_counts(effective(PAPER)))
     # 4 variants + identity; Tables 1-3 and the adaptive table
     literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 5, "attack_defended": 30,
@@ -186,8 +188,13 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
                          "overpowered.csv")}
     assert rows["blackbox_paper_accuracy.csv"][0] == "Substitute,No Attack,No Defense,vanilla,combined"
     assert [r.split(",")[0] for r in rows["blackbox_paper_accuracy.csv"][1:]] == ["A"]
-    assert [r.split(",")[0] for r in rows["blackbox_transfer_accuracy.csv"][1:]] == ["E"]
-    assert [r.split(",")[0] for r in rows["adaptive_accuracy.csv"][1:]] == ["PGD end-to-end"]
+    assert [r.split(",")[0] for r in rows["blackbox_transfer_accuracy.csv"][1:]] == ["E (quick)"]
+    # the adaptive table names its defense and preset per row and ends with the per-image worst case (which the
+    # stored FGSM and PGD evaluations enter)
+    assert [r.split(",")[0] for r in rows["adaptive_accuracy.csv"][1:]] == [
+        "PGD end-to-end vs posterior-mean defense (quick)", "Worst case vs posterior-mean defense"]
+    adaptive_md = (results / "tables" / "adaptive.md").read_text()
+    assert "FGSM, PGD, PGD end-to-end" in adaptive_md and "Reduced settings" in adaptive_md
     assert rows["overpowered.csv"][0] == "Metric,vanilla" and rows["overpowered.csv"][1].startswith("Accuracy,")
     assert "n = 24 per cell" in (results / "tables" / "blackbox_transfer.md").read_text()  # 32 - 8 held out
     assert "n = 8 per cell" in (results / "tables" / "adaptive.md").read_text()

@@ -36,8 +36,10 @@ ADV_SHA = "0" * 64
 
 # --- building inputs -------------------------------------------------------------------------------------------
 
-def write_base(path: Path, *, adv: bool = False, dataset: str = "mnist-5k", seed: int = 0) -> Path:
-    """A small valid set (random pixels, labels 0..7); adversarial sets get x_adv = x_clean +- 0.1."""
+def write_base(path: Path, *, adv: bool = False, dataset: str = "mnist-5k", seed: int = 0,
+               split: str = "test") -> Path:
+    """A small valid set (random pixels, labels 0..7); adversarial sets get x_adv = x_clean +- 0.1. Sets for
+    `madvae train` need split="train": it refuses the test split."""
     rng = np.random.default_rng(seed)
     x = rng.random((N, 1, 28, 28), dtype=np.float32)
     y = np.arange(N, dtype=np.int64) % 10
@@ -45,7 +47,7 @@ def write_base(path: Path, *, adv: bool = False, dataset: str = "mnist-5k", seed
     if adv:
         x_adv = np.clip(x + 0.1 * np.sign(rng.standard_normal(x.shape)), 0, 1).astype(np.float32)
         extra = {"x_adv": x_adv, "attack": "fgsm", "params": {"eps": 0.1}, "source_classifier_sha256": ADV_SHA}
-    return write_set(path, x, y, dataset=dataset, split="test", **extra)
+    return write_set(path, x, y, dataset=dataset, split=split, **extra)
 
 
 def replace_dataset(path: Path, name: str, values=None, *, shape=None, dtype=None, chunks=None) -> None:
@@ -272,7 +274,7 @@ def _(env):
 
 @case("train-x_adv-value-1.5")  # caught while streaming the first batch of training
 def _(env):
-    bad = env.set("above_one.h5", adv=True)
+    bad = env.set("above_one.h5", adv=True, split="train")
     poke(bad, "x_adv", (2, 0, 14, 14), 1.5)
     return ["train", bad, "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", env.out / "vae.pt",
             NP], [str(bad), "x_adv", "outside [0, 1]"]
@@ -328,8 +330,8 @@ def _(env):
 
 @case("train-fashion-mnist-mixed-with-mnist-5k")
 def _(env):
-    good = env.set("mnist5k.h5", adv=True)
-    bad = env.set("fashion.h5", adv=True, seed=1)
+    good = env.set("mnist5k.h5", adv=True, split="train")
+    bad = env.set("fashion.h5", adv=True, seed=1, split="train")
     set_attrs(bad, dataset="fashion-mnist")
     return ["train", good, bad, "--epochs", "1", "--batch-size", "4", "--device", "cpu",
             "--out", env.out / "vae.pt", NP], [str(bad), "'fashion-mnist'", "'mnist-5k'", "one dataset"]
@@ -390,7 +392,7 @@ def _(env):
 def _(env):
     bad = env.inputs / "random.pt"
     bad.write_bytes(np.random.default_rng(0).bytes(4096))
-    return (["train", env.set("adv.h5", adv=True), "--loss", "classification", "--classifier", bad,
+    return (["train", env.set("adv.h5", adv=True, split="train"), "--loss", "classification", "--classifier", bad,
              "--epochs", "1", "--batch-size", "4", "--device", "cpu", "--out", env.out / "vae.pt", NP],
             [str(bad), "not a readable checkpoint"])
 
@@ -592,7 +594,8 @@ CONTROLS = {
     "inspect": lambda env: (["inspect", env.set("ok.h5", adv=True)], None),
     "gen": lambda env: (gen_fgsm(env), env.out / "adv.h5"),
     "classifier": lambda env: (classifier_cmd(env, env.set("ok.h5")), env.out / "c.pt"),
-    "train": lambda env: (["train", env.set("a.h5", adv=True), env.set("b.h5", adv=True, seed=1), "--epochs", "1",
+    "train": lambda env: (["train", env.set("a.h5", adv=True, split="train"),
+                           env.set("b.h5", adv=True, seed=1, split="train"), "--epochs", "1",
                            "--batch-size", "4", "--device", "cpu", "--out", env.out / "vae.pt", NP],
                           env.out / "vae.pt"),
     "attack": lambda env: (attack_cmd(env, env.set("ok.h5"), extra=["--vae", env.vae()]), env.out / "result.json"),
