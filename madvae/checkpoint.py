@@ -14,7 +14,7 @@ import torch
 from madvae import __version__
 from madvae.errors import MadvaeError
 from madvae.models import build, place
-from madvae.util import atomic_output, utc_now
+from madvae.util import atomic_output, refuse_special_file, utc_now
 
 FORMAT = "madvae.checkpoint"
 FORMAT_VERSION = 1
@@ -67,7 +67,39 @@ class Checkpoint:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise MadvaeError(f"weights do not fit architecture {self.arch!r} ({first})", self.path) from exc
+        broken = [name for name, tensor in model.state_dict().items()
+                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if broken:  # a NaN model predicts one class everywhere and scores a perfect agreement under attack
+            raise MadvaeError(f"weights hold NaN or Inf ({', '.join(broken[:3])})", self.path,
+                              "retrain the model; a diverged training leaves such weights")
         return place(model, device).eval()
+
+
+# What a checkpoint may hold: the largest architecture's float32 weights (DefenseVAE, 3.0 M values, 12 MB) four
+# times over, plus room for config, meta and extra tensors. Checked on the zip directory before anything is read.
+MAX_CHECKPOINT_BYTES = 64 * 2**20
+
+
+def _check_archive(path) -> None:
+    """torch.save writes a zip of stored (uncompressed) entries. A compressed entry is refused (a few KB can
+    inflate to gigabytes), and so are entries whose declared sizes disagree or add up to more than any madvae
+    checkpoint holds."""
+    if not zipfile.is_zipfile(path):
+        return  # not torch's zip format: torch.load refuses it with its own error below
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise MadvaeError(f"not a readable checkpoint (damaged zip directory: {exc})", path) from exc
+    for entry in entries:
+        if entry.compress_type != zipfile.ZIP_STORED or entry.compress_size != entry.file_size:
+            raise MadvaeError(f"checkpoint entry {entry.filename!r} is compressed or declares inconsistent sizes; "
+                              "torch.save stores its entries as they are", path,
+                              "only load checkpoints written by madvae")
+    total = sum(entry.file_size for entry in entries)
+    if total > MAX_CHECKPOINT_BYTES:
+        raise MadvaeError(f"checkpoint declares {total} bytes, more than any madvae checkpoint holds "
+                          f"({MAX_CHECKPOINT_BYTES})", path)
 
 
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
@@ -87,8 +119,10 @@ def _may_run_code(path) -> bool:
 
 def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | None = None) -> Checkpoint:
     path = Path(path)
+    refuse_special_file(path)
     if not path.is_file():
         raise MadvaeError("no such checkpoint file", path)
+    _check_archive(path)
     try:
         # weights_only=True: a pickle that would import or call anything is refused, never run
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the error below says it all

@@ -56,7 +56,8 @@ class Device(str, Enum):
 
 
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute: auto picks CUDA when torch sees a GPU.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed: same seed, same output.")]
+MAX_SEED = 2**63 - 1  # seeds are stored as HDF5 int64
+SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Random seed: same seed, same output.")]
 LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Use only the first N images (quick runs, tests).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
 
@@ -121,7 +122,7 @@ def gen(
         help="CPU-sized CW: 1 binary step of 100 iterations, lr 0.1, const 3 (see README).")] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 500,
     seed: Annotated[Optional[int], typer.Option(
-        help="Random seed: same seed, same output. Default: derived from the set's dataset, split and file "
+        min=0, max=MAX_SEED, help="Random seed: same seed, same output. Default: derived from the set's dataset, split and file "
              "name, so no two sets share a random stream.")] = None,
     device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
@@ -300,6 +301,10 @@ def attack(
     seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
     """Evaluate classifier(VAE(x)) under attack: accuracy (true labels) and agreement (clean predictions)."""
+    from madvae.util import refuse_output_over_inputs
+
+    refuse_output_over_inputs({"--out": out, "--figure": figure},
+                              {"--set": set_path, "--classifier": classifier, "--vae": vae, "--substitute": substitute})
     mode_name, params = mode.value, param or []
     common = {"device": device.value, "limit": limit, "seed": seed, "progress": progress}
     if mode_name != "blackbox-paper" and classifier is None:
@@ -338,8 +343,10 @@ def attack(
         result = evaluate_overpowered(set_path, classifier, out, vae_path=vae, defense_name=defense_name,
                                       preset=preset, figure=figure, batch_size=batch_size or 100,
                                       **_mode_params(mode_name, params), **common)
-    typer.echo(f"{out}: {result['kind']} {result['attack']} n={result['n']} defense={result['defense']['name']}: "
-               + _summary(result["metrics"]))
+    transfer = (" (transfer: the set was crafted on another classifier, source_classifier_sha256)"
+                if result.get("transfer") else "")
+    typer.echo(f"{out}: {result['kind']} {result['attack']} n={result['n']} defense={result['defense']['name']}"
+               f"{transfer}: " + _summary(result["metrics"]))
 
 
 def _summary(metrics: dict) -> str:
@@ -406,7 +413,7 @@ def embed(
     n: Annotated[int, typer.Option("--n", min=1, help="Random samples to embed (all if the set is smaller).")] = 3000,
     width: Annotated[float, typer.Option(min=1, help="Figure width in inches (paper: 14).")] = 7.0,
     height: Annotated[float, typer.Option(min=1, help="Figure height in inches (paper: 10).")] = 5.0,
-    dpi: Annotated[int, typer.Option(min=50, help="Figure resolution (paper: 300).")] = 150,
+    dpi: Annotated[int, typer.Option(min=50, max=1200, help="Figure resolution (paper: 300).")] = 150,
     norm: Annotated[Optional[float], typer.Option(
         help="Overpowered spaces: the attack's robustness norm, the L2 norm of its noise. Default: 1.0, the "
              "paper's figures'.")] = None,

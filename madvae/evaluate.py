@@ -142,6 +142,10 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
         labels = np.concatenate(labels)
         clean = np.concatenate(predictions["clean"])
         result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense)
+        # a set crafted on another classifier is a transfer attack on this one, not a white-box result
+        source = reader.attrs.get("source_classifier_sha256") or None
+        result["source_classifier_sha256"] = source
+        result["transfer"] = bool(reader.has_adv and source != result["classifier_sha256"])
         predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
         result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
         result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))

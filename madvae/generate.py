@@ -14,7 +14,7 @@ from madvae.checkpoint import load_checkpoint
 from madvae.data import SPLIT_PROVENANCE, describe_split, load_source
 from madvae.errors import MadvaeError
 from madvae.store import SetWriter, open_set
-from madvae.util import resolve_device, seed_everything, sha256_file, to_device
+from madvae.util import refuse_output_over_inputs, resolve_device, seed_everything, sha256_file, to_device
 
 
 def derive_seed(dataset: str, split: str, name: str) -> int:
@@ -49,6 +49,7 @@ def make_clean_set(out, *, dataset: str, split: str, root=None, download: bool =
 def make_adversarial_set(out, *, input_path, classifier_path, attack: str, preset: str = "test", overrides=None,
                          quick: bool = False, device: str = "auto", batch_size: int = 500,
                          limit: int | None = None, seed: int | None = None, progress: bool = True) -> dict:
+    refuse_output_over_inputs({"--out": out}, {"input set": input_path, "classifier": classifier_path})
     spec = get_attack(attack)
     params = resolve_params(attack, preset, overrides, quick)
     if batch_size < 1:

@@ -9,13 +9,14 @@ import numpy as np
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.store import NUM_CLASSES, open_set
-from madvae.util import sha256_file
+from madvae.util import refuse_special_file, sha256_file
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def inspect_path(path) -> dict:
     path = Path(path)
+    refuse_special_file(path)
     if not path.is_file():
         raise MadvaeError("no such file", path)
     with open(path, "rb") as handle:

@@ -209,7 +209,10 @@ def _row_label(kind: str, label: str, group: dict) -> str:
                               f"{', '.join(map(str, sorted(samples)))}) cannot share one row",
                               hint="attack one defense per row: --samples K with eot, the posterior mean otherwise")
         parts[0] += f" vs {defense_label(next(iter(samples), 0))}"
-    tag = settings_label(kind, any_result)
+    tags = [settings_label(kind, any_result)]
+    if any(r.get("transfer") for r in group.values()):
+        tags.append("transfer")
+    tag = ", ".join(t for t in tags if t)
     return f"{parts[0]} ({tag})" if tag else parts[0]
 
 
@@ -265,6 +268,9 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
         if baseline is None and not spec["per_defense_sets"]:
             baseline = next(iter(group.values()))
         row = {"attack": _row_label(kind, label, group), "key": key}
+        if any(r.get("transfer") for r in group.values()):
+            table.notes.append(f"{label} (transfer): its set was crafted on another classifier than the one "
+                               "evaluated (source_classifier_sha256), so it is a transfer attack, not white-box.")
         note = attack_settings_note(kind, label, next(iter(group.values())))
         if note:
             settings.append(note)
@@ -394,18 +400,26 @@ def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "wh
     return {"files": written, "table": table}
 
 
+def markdown_text(value) -> str:
+    """Text from a result file as one Markdown table cell or line: a '|' or a line break in a defense name (or
+    any field another lab wrote) would otherwise end the cell or forge a row."""
+    text = " ".join(str(value).split())  # every line break and run of blanks becomes one space
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
 def _markdown(table: ResultTable) -> str:
-    lines = [f"# {table.title}: {table.dataset} {table.split}", ""]
+    md = markdown_text
+    lines = [f"# {md(table.title)}: {md(table.dataset)} {md(table.split)}", ""]
     for metric in table.metrics:
         if len(table.metrics) > 1:
             lines += [f"## {metric.replace('_', ' ').capitalize()}", ""]
-        lines += [f"| {table.row_header} | " + " | ".join(table.columns) + " |",
+        lines += [f"| {md(table.row_header)} | " + " | ".join(map(md, table.columns)) + " |",
                   "|---|" + "---:|" * len(table.columns)]
         for row in table.rows:
             marks = table.marks.get(metric, {}).get(row["key"], [])
             cells = [_cell(v) + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
-            lines.append(f"| {row['attack']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md(row['attack'])} | " + " | ".join(cells) + " |")
         lines.append("")
         for sentence in table.caption(metric).splitlines():  # each caption sentence its own paragraph
-            lines += [sentence, ""]
+            lines += [md(sentence), ""]
     return "\n".join(lines)

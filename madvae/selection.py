@@ -16,7 +16,7 @@ from pathlib import Path
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
-from madvae.report import DEFENSE_ORDER, _same, expand_paths, load_result
+from madvae.report import DEFENSE_ORDER, _same, expand_paths, load_result, markdown_text
 from madvae.util import atomic_output, read_json_file, sha256_file
 
 SELECTION_TYPE = "madvae.selection"
@@ -190,9 +190,10 @@ def write_selection(result_paths, out_dir, name: str = "selection", criterion: s
 
 
 def _markdown(record: dict, header: list[str], rows: list[list[str]]) -> str:
-    lines = [f"# Model selection on the validation sets: {record['dataset']} {record['split']}", "",
-             "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    md = markdown_text  # names and values come from other files: one cell each, never a forged row
+    lines = [f"# Model selection on the validation sets: {md(record['dataset'])} {md(record['split'])}", "",
+             "| " + " | ".join(map(md, header)) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(map(md, row)) + " |" for row in rows]
     return "\n".join(lines + [
         "", f"Accuracy of classifier(VAE(x_adv)) against the true label on each validation set "
             f"({', '.join(record['attacks'])}), n = {record['n']} per cell.", "",

@@ -18,7 +18,7 @@ import numpy as np
 
 from madvae import __version__
 from madvae.errors import MadvaeError
-from madvae.util import commit_output, discard_output, prepare_output, utc_now, write_error
+from madvae.util import commit_output, discard_output, prepare_output, refuse_special_file, utc_now, write_error
 
 ENCODING_TYPE = "madvae.set"
 ENCODING_VERSION = "1.0"
@@ -184,6 +184,7 @@ class SetReader:
             raise MadvaeError("no such file", self.path)
         if self.path.is_dir():
             raise MadvaeError("is a folder, not an HDF5 set", self.path)
+        refuse_special_file(self.path)
         try:
             self._file = h5py.File(self.path, "r", locking=_file_locking())
         except OSError as exc:
@@ -234,9 +235,11 @@ class SetReader:
             if not self.attrs.get("source_classifier_sha256"):
                 self._fail("adversarial set without source_classifier_sha256")
         for name, (shape, dtype) in expected.items():
+            self._check_link(name)
             if name not in self._file or not isinstance(self._file[name], h5py.Dataset):
                 self._fail(f"dataset {name!r} is missing")
             ds = self._file[name]
+            self._check_layout(name, ds)
             if ds.shape != shape:
                 self._fail(f"dataset {name!r} has shape {ds.shape}, expected {shape}")
             if ds.dtype != dtype:
@@ -251,6 +254,27 @@ class SetReader:
         self.dataset = self.attrs["dataset"]
         self.split = self.attrs["split"]
         self.attack = self.attrs["attack"]
+
+    def _check_link(self, name):
+        """The data must live in this file, so that its SHA-256 covers it: a soft or external link would read
+        another dataset or another file."""
+        link = self._file.get(name, getlink=True)
+        if link is not None and not isinstance(link, h5py.HardLink):
+            kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+            self._fail(f"dataset {name!r} is {kind}; a set's data must be stored in the file itself",
+                       "regenerate the set with madvae gen")
+
+    def _check_layout(self, name, ds):
+        """Contiguous or chunked storage inside the file, chunks of at most CHUNK samples: external storage
+        would read any file on disk (and leak it into error lines), a virtual dataset other files, and one huge
+        gzip chunk would inflate to gigabytes from a small file."""
+        if ds.is_virtual:
+            self._fail(f"dataset {name!r} is a virtual dataset (data in other files)", "regenerate the set")
+        if ds.external:
+            self._fail(f"dataset {name!r} uses external storage (data in other files)", "regenerate the set")
+        if ds.chunks is not None and (ds.chunks[0] > CHUNK or ds.chunks[1:] != ds.shape[1:]):
+            self._fail(f"dataset {name!r} has chunks of shape {ds.chunks}; the format allows at most {CHUNK} "
+                       f"samples of shape {ds.shape[1:]} per chunk", "regenerate the set")
 
     def _check_storage(self, name, ds):
         """Unwritten chunks read back as fill values (zeros, label 0) that pass every value check, so a file

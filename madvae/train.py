@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import signal
 import threading
 import time
@@ -23,7 +24,8 @@ from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWe
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
-from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file, to_device
+from madvae.util import (atomic_output, refuse_output_over_inputs, resolve_device, seed_everything, sha256_file,
+                         to_device)
 
 STEPS_PER_EPOCH = 25  # points per epoch on the training curve (fewer when an epoch has fewer batches)
 DEFAULT_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
@@ -128,6 +130,11 @@ def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_f
     if loss not in USES_CLASSIFIER and classifier_path is not None:
         raise MadvaeError(f"the {loss} loss does not use a classifier; --classifier applies to "
                           f"{' and '.join(USES_CLASSIFIER)} only")
+    numbers = {"lr": lr, "lr decay": lr_decay, "lr floor": lr_floor, "clip": clip, "centre lr decay": centre_lr_decay,
+               "centre lr floor": centre_lr_floor}
+    bad = [f"{name} {value}" for name, value in numbers.items() if not math.isfinite(value)]
+    if bad:  # NaN slips through every comparison below, and an infinite rate trains a model of NaNs
+        raise MadvaeError(f"{', '.join(bad)}: every rate and factor must be a finite number")
     if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 < lr_decay <= 1 or lr_floor < 0 or not clip > 0:
         raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0, 0 < lr decay <= 1, lr floor >= 0, clip > 0")
     if not 0 < centre_lr_decay <= 1 or centre_lr_floor < 0:
@@ -160,6 +167,10 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     (bit-identical on CPU) or, when there is none, starts from scratch. It is deleted once ``out`` is written.
     ``precision`` bf16 runs the VAE's forward pass under autocast (the losses stay float32; see PRECISIONS)."""
     out, set_paths = Path(out), [Path(p) for p in set_paths]
+    refuse_output_over_inputs({"--out": out, "its log": log_path_for(out), "its curve": steps_log_path_for(out),
+                               "its resume state": resume_path_for(out)},
+                              {**{f"training set {k + 1}": p for k, p in enumerate(set_paths)},
+                               "classifier": classifier_path})
     epochs = DEFAULT_EPOCHS.get(loss, 1) if epochs is None else epochs
     _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip, centre_lr_decay,
                    centre_lr_floor)
@@ -172,6 +183,9 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
         raise MadvaeError("an interrupted run left its resume state here", state_path,
                           "pass --resume to continue it, or delete the file to start over")
     weights = LossWeights(alpha=alpha, sigma=sigma, beta=beta, gamma=gamma)
+    bad = [f"{name} {value}" for name, value in weights.as_dict().items() if not (math.isfinite(value) and value >= 0)]
+    if bad:
+        raise MadvaeError(f"loss weight {', '.join(bad)}: weights must be finite numbers >= 0")
     dev = resolve_device(device)
     readers = _open_sets(set_paths, loss)
     try:

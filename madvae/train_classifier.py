@@ -1,6 +1,7 @@
 """Training of the MagNet classifier and substitutes A-E on clean sets."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -14,7 +15,7 @@ from madvae.evaluate import predict_labels
 from madvae.models import build, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches
-from madvae.util import resolve_device, seed_everything, sha256_file, to_device
+from madvae.util import refuse_output_over_inputs, resolve_device, seed_everything, sha256_file, to_device
 
 # original code: MagNet Adam 1e-3 batch 128; substitutes Adam 1e-3 batch 256, lr x0.95 per epoch
 ARCH_DEFAULTS = {"magnet": {"batch_size": 128, "lr_decay": 1.0}}
@@ -24,9 +25,12 @@ SUBSTITUTE_DEFAULTS = {"batch_size": 256, "lr_decay": 0.95}
 def train_classifier(train_path, out, *, test_path=None, arch: str = "magnet", epochs: int = 8,
                      batch_size: int | None = None, lr: float = 1e-3, lr_decay: float | None = None,
                      seed: int = 0, device: str = "auto", limit: int | None = None, progress: bool = True) -> dict:
+    refuse_output_over_inputs({"--out": out}, {"training set": train_path, "test set": test_path})
     defaults = ARCH_DEFAULTS.get(arch, SUBSTITUTE_DEFAULTS)
     batch_size = batch_size or defaults["batch_size"]
     lr_decay = defaults["lr_decay"] if lr_decay is None else lr_decay
+    if not (math.isfinite(lr) and math.isfinite(lr_decay)):
+        raise MadvaeError(f"lr {lr} and lr decay {lr_decay} must be finite numbers")
     if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 < lr_decay <= 1:
         raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0 and 0 < lr decay <= 1")
     dev = resolve_device(device)

@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,41 @@ import torch
 from madvae.errors import MadvaeError
 
 
+def refuse_special_file(path) -> None:
+    """A FIFO, device or socket given as an input is refused: opening a FIFO with no writer blocks forever and a
+    device never ends. Missing files and folders are left to the caller's own message."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise MadvaeError("not a regular file (a FIFO, device or socket); madvae reads inputs from regular files",
+                          path)
+
+
+def refuse_output_over_inputs(outputs, inputs) -> None:
+    """Refuse, before any work, an output that is one of the command's inputs: the same path, also through a
+    symlink or a relative path, or the same file under another name (a hard link). Writing it would destroy the
+    input. ``outputs``/``inputs``: {what: path or None}."""
+    def identity(path):
+        try:
+            info = os.stat(path)
+            return ("inode", info.st_dev, info.st_ino)
+        except OSError:
+            return ("path", os.path.realpath(path))
+
+    given = {what: path for what, path in inputs.items() if path is not None}
+    for out_what, out in outputs.items():
+        if out is None:
+            continue
+        for in_what, path in given.items():
+            if os.path.realpath(out) == os.path.realpath(path) or identity(out) == identity(path):
+                raise MadvaeError(f"{out_what} {out} is the {in_what} {path}: writing it would destroy the input",
+                                  out, "write the output to another file")
+
+
 def sha256_file(path, block: int = 1 << 20) -> str:
+    refuse_special_file(path)
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
@@ -127,6 +163,9 @@ def atomic_output(path):
     commit_output(tmp, path)
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # as the config schema's names
+
+
 def named_paths(items, option: str = "--vae") -> dict[str, str]:
     """``[NAME=]PATH`` command-line items as {name: path}; NAME defaults to the file stem."""
     named = {}
@@ -135,6 +174,9 @@ def named_paths(items, option: str = "--vae") -> dict[str, str]:
         name = name or Path(path).stem
         if not name or not path:
             raise MadvaeError(f"{option} {item!r}: expected PATH or NAME=PATH")
+        if not NAME_PATTERN.fullmatch(name):  # names become file names: '../x' or 'a/b' would leave the folder
+            raise MadvaeError(f"{option} name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
+                              "letter or digit", hint="name it NAME=PATH")
         if name in named:
             raise MadvaeError(f"{option} name {name!r} is given twice; name them NAME=PATH")
         named[name] = path
@@ -153,6 +195,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def read_json_file(path: Path, what: str):
     """The parsed contents of a JSON file; a missing or unreadable one is one MadvaeError naming the file."""
+    refuse_special_file(path)
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:

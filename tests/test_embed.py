@@ -129,3 +129,16 @@ def test_out_and_out_dir_are_exclusive(files):
                   ["--out", str(folder / "a"), "--space", "input", "--space", "latent", "--vae", str(paths["vae"])]):
         result = runner.invoke(app, ["embed", str(paths["adv"]), *extra])
         assert result.exit_code == 2 and "madvae: error:" in result.output, result.output
+
+
+@pytest.mark.parametrize("item", ["../../x=vae.pt", "a/b=vae.pt", ".hidden=vae.pt", "x y=vae.pt"])
+def test_figure_names_from_vae_names_stay_inside_the_output_folder(item, tmp_path):
+    from typer.testing import CliRunner
+
+    from madvae.cli import app
+
+    outcome = CliRunner().invoke(app, ["embed", str(tmp_path / "s.h5"), "--out-dir", str(tmp_path / "figs"),
+                                       "--space", "latent", "--vae", item])
+    lines = outcome.output.strip().splitlines()
+    assert outcome.exit_code == 2 and len(lines) == 1 and "must be letters, digits" in lines[0], outcome.output
+    assert not any(tmp_path.rglob("*.png")) and not (tmp_path.parent / "x_latent.png").exists()

@@ -83,3 +83,29 @@ def test_a_vae_is_not_evaluated_on_a_set_it_was_trained_on(tmp_path, clean_test_
     result = evaluate_set(adversarial, random_classifier, out, vae_path=unseen, device="cpu", progress=False)
     assert result["outcomes"]["images"] == {"clean_set_sha256": sha256_file(clean_test_set), "start": 0, "count": 8}
     assert result["defense"]["training"]["loss"] == "vanilla"
+
+
+def test_a_set_crafted_on_another_classifier_is_recorded_and_shown_as_transfer(tmp_path, clean_test_set,
+                                                                              random_classifier):
+    from typer.testing import CliRunner
+
+    from madvae.cli import app
+    from madvae.generate import make_adversarial_set
+    from madvae.models import MagNetClassifier
+    from madvae.report import build_whitebox_table
+
+    adversarial = tmp_path / "fgsm.h5"
+    make_adversarial_set(adversarial, input_path=clean_test_set, classifier_path=random_classifier, attack="fgsm",
+                         limit=8, device="cpu", seed=1, progress=False)
+    torch.manual_seed(5)
+    other = save_checkpoint(tmp_path / "other.pt", kind="classifier", arch="magnet", model=MagNetClassifier(),
+                            config={})
+    same = evaluate_set(adversarial, random_classifier, tmp_path / "same.json", device="cpu", progress=False)
+    assert same["transfer"] is False
+    outcome = CliRunner().invoke(app, ["attack", "--set", str(adversarial), "--classifier", str(other),
+                                       "--device", "cpu", "--out", str(tmp_path / "t" / "x.json")])
+    assert outcome.exit_code == 0 and "transfer" in outcome.output
+    written = json.loads((tmp_path / "t" / "x.json").read_text())
+    assert written["transfer"] is True and written["source_classifier_sha256"] == same["classifier_sha256"]
+    table = build_whitebox_table([tmp_path / "t"])
+    assert table.rows[0]["attack"] == "FGSM (transfer)" and any("transfer attack" in n for n in table.notes)

@@ -204,3 +204,16 @@ def test_overpowered_within_budget_may_be_null_but_not_missing(tmp_path):
     write(folder, "v.json", payload)
     with pytest.raises(MadvaeError, match="accuracy_within_budget"):
         write_tables([folder], tmp_path / "t2", kind="overpowered")
+
+
+def test_text_from_result_files_cannot_forge_markdown_rows(results_dir, tmp_path):
+    """A defense name (another lab's field) with '|' and line breaks stays one header cell and one line."""
+    forged = "evil|x\n| FGSM | 1.0 | 1.0 |\n"
+    write(results_dir, "forged.json", result("pgd", forged, no_defense=(0.01, 0.02), defended=(0.5, 0.5)))
+    markdown = write_tables([results_dir], tmp_path / "o", name="t")["files"]["markdown"].read_text()
+    header = next(line for line in markdown.splitlines() if line.startswith("| Attack |"))
+    assert r"evil\|x \| FGSM \| 1.0 \| 1.0 \|" in header
+    cells = [c for c in header.replace(r"\|", "").split("|")[1:-1]]
+    table_lines = [line for line in markdown.split("## Agreement")[0].splitlines() if line.startswith("|")]
+    assert all(line.replace(r"\|", "").count("|") == len(cells) + 1 for line in table_lines), table_lines
+    assert len(table_lines) == 2 + 3  # header, separator, FGSM, PGD, the clean row

@@ -116,11 +116,12 @@ def test_overpowered_columns_of_different_presets_are_refused(tmp_path):
         payload["metrics"]["mean_l2"] = 3.0
         return payload
 
-    files = [write(tmp_path, "v.json", overpowered("vanilla", 30)), write(tmp_path, "c.json", overpowered("combined", 30))]
+    files = [write(tmp_path, "v.json", overpowered("vanilla", 30)),
+             write(tmp_path, "c.json", overpowered("combined", 30))]
     table = build_table(files, "overpowered")
     caption = "\n".join(table.notes)
-    assert "Overpowered Attack: quick preset — restarts 1 (paper 20), steps 30 (paper 1000), noise_samples 4 (paper 100)" \
-        in caption and "n 12 (paper the first 1000 test images)" in caption
+    assert ("Overpowered Attack: quick preset — restarts 1 (paper 20), steps 30 (paper 1000), noise_samples 4 "
+            "(paper 100)") in caption and "n 12 (paper the first 1000 test images)" in caption
     write(tmp_path, "c.json", overpowered("combined", 60))
     with pytest.raises(MadvaeError, match="different attack settings"):
         build_table(files, "overpowered")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shlex
 
 import pytest
 import torch
@@ -183,7 +184,8 @@ def test_a_2x2_sweep_trains_each_combination_and_tests_only_the_kept_models(tmp_
     assert "models/sweep/classification/gamma~1.0/vae.pt" in output
     assert "models/sweep/vanilla" not in output and "models/sweep/proximity-distance/sigma~0.0001/vae.pt" in output
     line = next(l for l in output.splitlines() if "madvae train" in l
-                and "--out " + str(tmp_path / "results/models/sweep/combined/gamma~1.0/sigma~0.0001/vae.pt") in l)
+                and "--out " + shlex.quote(str(tmp_path / "results/models/sweep/combined/gamma~1.0/sigma~0.0001/vae.pt"))
+                in l)
     assert "--gamma 1.0" in line and "--sigma 0.0001" in line and "--alpha 0.01" in line
     assert "--split val" in output and "--preset val" in output
     # every test-set evaluation reads the installed models/vae_<variant>.pt, never a candidate

@@ -3,6 +3,7 @@ tiny end-to-end run with the local executor."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -225,3 +226,25 @@ def test_lint_reports_nothing(tmp_path, configfile):
     done = snakemake(*args, results=tmp_path / "results")
     output = done.stdout + done.stderr
     assert done.returncode == 0 and "Lints for" not in output, output[-3000:]
+
+
+def test_hostile_results_dir_is_refused_and_odd_ones_are_quoted(tmp_path):
+    """A config value never reaches a shell unquoted: shell syntax in results_dir is refused by the schema, and
+    a folder with a space reaches every command as one argument."""
+    hostile = snakemake("-n", results="r; touch PWNED #")
+    assert hostile.returncode != 0 and "results_dir" in hostile.stdout + hostile.stderr
+    assert not (ROOT / "PWNED").exists() and not (ROOT / "r").exists()
+    spaced = tmp_path / "my results"
+    done = snakemake("-n", "-p", results=spaced, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    commands = [line.split("Shell command:", 1)[1].strip() for line in (done.stdout + done.stderr).splitlines()
+                if "Shell command: madvae " in line]
+    assert len(commands) > 100
+    for command in commands:
+        argv = shlex.split(command)
+        # every path argument stays whole: no word is a fragment of the spaced folder's name
+        assert not any(word.startswith("results/") or word.endswith("/my") for word in argv), command
+        outputs = [argv[k + 1] for k, word in enumerate(argv) if word in ("--out", "--out-dir")]
+        assert outputs and all(path.startswith(str(spaced)) for path in outputs), command
+        redirect = argv.index(">")
+        assert argv[redirect + 1].startswith(str(spaced) + "/logs/"), command

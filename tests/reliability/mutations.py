@@ -53,6 +53,47 @@ MUTATIONS = {
                                         "GradientSignAttack(model, eps=eps, clip_min=0.0, clip_max=1.0)",
                                         "GradientSignAttack(model, eps=eps, clip_min=-1.0, clip_max=2.0)",
                                         ["tests/reliability/test_attack_properties.py::test_fgsm_stays_within_eps"]),
+    "links refused": ("madvae/store.py", "            self._check_link(name)\n", "",
+                      ["tests/reliability/test_hdf5_layout.py::test_data_outside_the_file_or_the_format_is_refused"
+                       "[soft link-a soft link]"]),
+    "storage layout checked": ("madvae/store.py", "            self._check_layout(name, ds)\n", "",
+                               ["tests/reliability/test_hdf5_layout.py::"
+                                "test_data_outside_the_file_or_the_format_is_refused[external storage-external storage]",
+                                "tests/reliability/test_hdf5_layout.py::"
+                                "test_data_outside_the_file_or_the_format_is_refused[one huge chunk-chunks of shape]"]),
+    "checkpoint archive bounded": ("madvae/checkpoint.py", "    _check_archive(path)\n", "",
+                                   ["tests/reliability/test_checkpoint_bombs.py"]),
+    "NaN weights refused": ("madvae/checkpoint.py", "        if broken:  # a NaN model", "        if False:  # a NaN model",
+                            ["tests/reliability/test_non_finite.py::test_nan_weights_are_refused"]),
+    "finite training rates": ("madvae/train.py", "    if bad:  # NaN slips through", "    if False:  # NaN slips through",
+                              ["tests/reliability/test_non_finite.py::"
+                               "test_train_refuses_non_finite_rates_and_weights[--lr-nan]"]),
+    "finite config numbers": ("workflow/rules/common.smk", "    bad = non_finite(config)\n", "    bad = []\n",
+                              ["tests/reliability/test_non_finite.py::test_config_with_a_non_finite_number_is_refused"]),
+    "transfer recorded": ("madvae/evaluate.py",
+                          '        result["transfer"] = bool(reader.has_adv and source != result["classifier_sha256"])',
+                          '        result["transfer"] = False',
+                          ["tests/test_evaluate.py::"
+                           "test_a_set_crafted_on_another_classifier_is_recorded_and_shown_as_transfer"]),
+    "Markdown cells escaped": ("madvae/report.py", "    text = \" \".join(str(value).split())", "    return str(value)",
+                               ["tests/test_report.py::test_text_from_result_files_cannot_forge_markdown_rows"]),
+    "names stay file names": ("madvae/util.py", "        if not NAME_PATTERN.fullmatch(name):", "        if False:",
+                              ["tests/test_embed.py::test_figure_names_from_vae_names_stay_inside_the_output_folder"]),
+    "special files refused": ("madvae/util.py", "    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):",
+                              "    if False:",
+                              ["tests/reliability/test_special_files.py::"
+                               "test_special_files_are_refused_without_blocking[inspect-/dev/zero]"]),
+    "outputs never overwrite inputs": ("madvae/util.py",
+                                       "            if os.path.realpath(out) == os.path.realpath(path) or "
+                                       "identity(out) == identity(path):", "            if False:",
+                                       ["tests/reliability/test_output_over_input.py::"
+                                        "test_an_output_that_is_an_input_is_refused[gen over its input set]"]),
+    "config paths quoted": ("workflow/rules/data.smk", '        "--out {output:q} > {log:q} 2>&1"',
+                            '        "--out {output} > {log} 2>&1"',
+                            ["tests/test_workflow.py::test_hostile_results_dir_is_refused_and_odd_ones_are_quoted"]),
+    "config paths constrained": ("workflow/schemas/config.schema.yaml",
+                                 '    pattern: "^[A-Za-z0-9._+/][A-Za-z0-9._+/ -]*$"\n', "",
+                                 ["tests/test_workflow.py::test_hostile_results_dir_is_refused_and_odd_ones_are_quoted"]),
 }
 
 

@@ -24,9 +24,9 @@ rule attack_defended:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --set {input.set} --classifier {input.classifier} --vae {input.vae} "
-        "--defense-name {wildcards.variant} {params.options} --device {params.device} --no-progress "
-        "--out {output} > {log} 2>&1"
+        "madvae attack --set {input.set:q} --classifier {input.classifier:q} --vae {input.vae:q} "
+        "--defense-name {wildcards.variant:q} {params.options} --device {params.device:q} --no-progress "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule attack_undefended:
@@ -51,8 +51,8 @@ rule attack_undefended:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --set {input.set} --classifier {input.classifier} {params.options} "
-        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae attack --set {input.set:q} --classifier {input.classifier:q} {params.options} "
+        "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
 
 
 # Black-box FGSM (Table 2). paper: crafted on substitute X and classified by X after the defense (the original
@@ -78,8 +78,8 @@ rule attack_blackbox_paper:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --mode blackbox-paper --set {input.set} --substitute {input.substitute} {params.options} "
-        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae attack --mode blackbox-paper --set {input.set:q} --substitute {input.substitute:q} {params.options} "
+        "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
 
 
 rule attack_blackbox_transfer:
@@ -103,9 +103,9 @@ rule attack_blackbox_transfer:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --mode blackbox-transfer --set {input.set} --classifier {input.classifier} "
-        "--substitute-arch {wildcards.arch} {params.options} --device {params.device} --no-progress "
-        "--out {output} > {log} 2>&1"
+        "madvae attack --mode blackbox-transfer --set {input.set:q} --classifier {input.classifier:q} "
+        "--substitute-arch {wildcards.arch:q} {params.options} --device {params.device:q} --no-progress "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # The Overpowered Attack (Table 3) in each purifier's latent space, with a Figure-7-like sample.
@@ -134,9 +134,9 @@ rule attack_overpowered:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --mode overpowered --set {input.set} --classifier {input.classifier} --vae {input.vae} "
-        "--defense-name {wildcards.variant} {params.options} --figure {output.figure} --device {params.device} "
-        "--no-progress --out {output.result} > {log} 2>&1"
+        "madvae attack --mode overpowered --set {input.set:q} --classifier {input.classifier:q} --vae {input.vae:q} "
+        "--defense-name {wildcards.variant:q} {params.options} --figure {output.figure:q} --device {params.device:q} "
+        "--no-progress --out {output.result:q} > {log:q} 2>&1"
 
 
 # Adaptive attacks through the whole defense (beyond the paper); defense none is plain PGD on the classifier.
@@ -161,5 +161,5 @@ rule attack_adaptive:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --mode {wildcards.adaptive} --set {input.set} --classifier {input.classifier} "
-        "{params.options} --device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae attack --mode {wildcards.adaptive:q} --set {input.set:q} --classifier {input.classifier:q} "
+        "{params.options} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

@@ -19,8 +19,8 @@ rule classifier:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae classifier --train {input.train} --test {input.test} {params.options} --device {params.device} "
-        "--no-progress --out {output} > {log} 2>&1"
+        "madvae classifier --train {input.train:q} --test {input.test:q} {params.options} --device {params.device:q} "
+        "--no-progress --out {output:q} > {log:q} 2>&1"
 
 
 # Paper-mode black-box substitutes (Table 6's A-E), trained on the clean train split like the classifier.
@@ -45,5 +45,5 @@ rule substitute:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae classifier --train {input.train} --test {input.test} --arch {wildcards.arch} "
-        "--epochs {params.epochs} --device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae classifier --train {input.train:q} --test {input.test:q} --arch {wildcards.arch:q} "
+        "--epochs {params.epochs:q} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

@@ -1,5 +1,6 @@
 # Helpers: names, target lists and per-job inputs/options, all computed from the validated config.
 import itertools
+import math
 import os
 import re
 import shlex
@@ -71,8 +72,22 @@ OVERPOWERED = config["overpowered"]
 ADAPTIVE = config["adaptive"]
 
 
+def non_finite(value, where="config"):
+    """Paths of the NaN and infinite numbers in the config: NaN passes every JSON-schema bound."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [where]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in non_finite(item, f"{where}.{key}")]
+    if isinstance(value, list):
+        return [p for k, item in enumerate(value) for p in non_finite(item, f"{where}[{k}]")]
+    return []
+
+
 def check_config():
     """Cross-references the schema cannot express."""
+    bad = non_finite(config)
+    if bad:
+        raise WorkflowError(f"{', '.join(bad)}: NaN or infinite; every number in the config must be finite")
     if not VARIANTS:
         raise WorkflowError("config variants: every entry is disabled; enable at least one")
     seen = {}

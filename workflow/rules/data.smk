@@ -15,5 +15,5 @@ rule clean_set:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae gen --attack none --dataset {wildcards.dataset} --split {wildcards.split} {params.options} "
-        "--out {output} > {log} 2>&1"
+        "madvae gen --attack none --dataset {wildcards.dataset:q} --split {wildcards.split:q} {params.options} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -25,8 +25,8 @@ rule embed_clean:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae embed {input.set} --space input --colour true {params.options} --device {params.device} "
-        "--out {params.prefix} > {log} 2>&1"
+        "madvae embed {input.set:q} --space input --colour true {params.options} --device {params.device:q} "
+        "--out {params.prefix:q} > {log:q} 2>&1"
 
 
 # One job per attack draws its inputs and every variant's latent and output spaces from the same samples:
@@ -57,9 +57,9 @@ rule embed_attack:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae embed {input.set} --out-dir {params.out_dir} --space input {params.spaces} {params.vaes} "
-        "--colour predicted --classifier {input.classifier} {params.options} --device {params.device} "
-        "--no-progress > {log} 2>&1"
+        "madvae embed {input.set:q} --out-dir {params.out_dir:q} --space input {params.spaces} {params.vaes} "
+        "--colour predicted --classifier {input.classifier:q} {params.options} --device {params.device:q} "
+        "--no-progress > {log:q} 2>&1"
 
 
 # Paper Figures 5 and 6: one purifier's decoder outputs and latent means before and after one Overpowered Attack
@@ -90,6 +90,6 @@ rule embed_overpowered:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae embed {input.set} --out-dir {params.out_dir} --space overpowered-latent --space overpowered-output "
-        "--vae {wildcards.variant}={input.vae} --classifier {input.classifier} --colour true {params.options} "
-        "--device {params.device} --no-progress > {log} 2>&1"
+        "madvae embed {input.set:q} --out-dir {params.out_dir:q} --space overpowered-latent "
+        "--space overpowered-output --vae {wildcards.variant:q}={input.vae:q} --classifier {input.classifier:q} --colour true {params.options} "
+        "--device {params.device:q} --no-progress > {log:q} 2>&1"

@@ -26,8 +26,8 @@ rule samples:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae report {input.set} --kind samples --classifier {input.classifier} {params.vaes} "
-        "--device {params.device} --name {wildcards.attack} --out-dir {params.out_dir} > {log} 2>&1"
+        "madvae report {input.set:q} --kind samples --classifier {input.classifier:q} {params.vaes} "
+        "--device {params.device:q} --name {wildcards.attack:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule curves:
@@ -51,4 +51,4 @@ rule curves:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae report {params.logs} --kind curves --name training_curves --out-dir {params.out_dir} > {log} 2>&1"
+        "madvae report {params.logs} --kind curves --name training_curves --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -23,8 +23,8 @@ rule gen_train:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae gen --input {input.clean} --classifier {input.classifier} {params.options} "
-        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae gen --input {input.clean:q} --classifier {input.classifier:q} {params.options} "
+        "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
 
 
 rule gen_test:
@@ -49,5 +49,5 @@ rule gen_test:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae gen --input {input.clean} --classifier {input.classifier} {params.options} "
-        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae gen --input {input.clean:q} --classifier {input.classifier:q} {params.options} "
+        "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

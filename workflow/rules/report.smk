@@ -27,8 +27,8 @@ rule tables:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae report {input} --kind {params.kind} --name {wildcards.table} --out-dir {params.out_dir} "
-        "> {log} 2>&1"
+        "madvae report {input:q} --kind {params.kind:q} --name {wildcards.table:q} --out-dir {params.out_dir:q} "
+        "> {log:q} 2>&1"
 
 
 rule table_overpowered:
@@ -53,7 +53,7 @@ rule table_overpowered:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae report {input} --kind overpowered --name overpowered --out-dir {params.out_dir} > {log} 2>&1"
+        "madvae report {input:q} --kind overpowered --name overpowered --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # `make demo`: Table 1 and what it needs (classifier, attack sets, purifiers, white-box evaluations), without

@@ -39,8 +39,8 @@ rule train_candidate:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae train {input.sets} {params.options} --resume --device {params.device} --no-progress "
-        "--out {output.vae} > {log} 2>&1"
+        "madvae train {input.sets:q} {params.options} --resume --device {params.device:q} --no-progress "
+        "--out {output.vae:q} > {log:q} 2>&1"
 
 
 rule gen_val:
@@ -67,8 +67,8 @@ rule gen_val:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae gen --input {input.clean} --classifier {input.classifier} {params.options} "
-        "--device {params.device} --no-progress --out {output} > {log} 2>&1"
+        "madvae gen --input {input.clean:q} --classifier {input.classifier:q} {params.options} "
+        "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
 
 
 rule attack_val:
@@ -98,9 +98,9 @@ rule attack_val:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae attack --set {input.set} --classifier {input.classifier} --vae {input.vae} "
-        "--defense-name {wildcards.variant} {params.options} --device {params.device} --no-progress "
-        "--out {output} > {log} 2>&1"
+        "madvae attack --set {input.set:q} --classifier {input.classifier:q} --vae {input.vae:q} "
+        "--defense-name {wildcards.variant:q} {params.options} --device {params.device:q} --no-progress "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 # madvae reads each candidate's options from its checkpoint (named in the evaluation), so they are inputs too
@@ -129,8 +129,8 @@ rule selection:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae report {input.results} --kind selection --name selection --criterion {params.criterion} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "madvae report {input.results:q} --kind selection --name selection --criterion {params.criterion:q} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # a byte copy of the kept checkpoint and its training logs, the files the train rule would have written

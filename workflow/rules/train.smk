@@ -25,5 +25,5 @@ rule train:
     conda:
         "../envs/madvae.yaml"
     shell:
-        "madvae train {input.sets} {params.options} --resume --device {params.device} --no-progress "
-        "--out {output.vae} > {log} 2>&1"
+        "madvae train {input.sets:q} {params.options} --resume --device {params.device:q} --no-progress "
+        "--out {output.vae:q} > {log:q} 2>&1"
