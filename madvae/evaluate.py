@@ -88,14 +88,13 @@ def vae_training(checkpoint) -> dict:
             "n_train": meta.get("n_train"), "sets": sets}
 
 
-def classifier_training(classifier_path) -> dict:
+def classifier_training(checkpoint) -> dict:
     """The target (or substitute) classifier's training: epochs and images seen, for the tables' notes."""
-    checkpoint = load_checkpoint(classifier_path, expect_kind="classifier")
     return {"arch": checkpoint.arch, "epochs": checkpoint.config.get("epochs"),
             "n_train": checkpoint.meta.get("n_train")}
 
 
-def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_arch: str, defense: dict,
+def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_ckpt, defense: dict,
                   *, attack: str | None = None, params: dict | None = None) -> dict:
     """The fields every result JSON shares (format: RESULT_TYPE/RESULT_VERSION in report.py); the caller adds
     ``metrics`` and anything its kind needs. attack/params default to those stored in the set."""
@@ -106,7 +105,7 @@ def result_header(kind: str, reader, set_path, n: int, classifier_path, classifi
         "params": params if params is not None else reader.params,
         "set": str(set_path), "set_sha256": sha256_file(set_path),
         "classifier": str(classifier_path), "classifier_sha256": sha256_file(classifier_path),
-        "classifier_arch": classifier_arch, "classifier_training": classifier_training(classifier_path),
+        "classifier_arch": classifier_ckpt.arch, "classifier_training": classifier_training(classifier_ckpt),
         "defense": defense,
     }
 
@@ -141,7 +140,7 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
         bar.close()
         labels = np.concatenate(labels)
         clean = np.concatenate(predictions["clean"])
-        result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense)
+        result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt, defense)
         # a set crafted on another classifier is a transfer attack on this one, not a white-box result
         source = reader.attrs.get("source_classifier_sha256") or None
         result["source_classifier_sha256"] = source

@@ -69,7 +69,7 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         bar.close()
         labels = np.concatenate(labels)
         clean = np.concatenate(predictions["clean"])
-        result = result_header("adaptive", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense,
+        result = result_header("adaptive", reader, set_path, n, classifier_path, classifier_ckpt, defense,
                                attack=attack, params=resolved)
         result["quick"] = quick
         predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}

@@ -102,7 +102,7 @@ def evaluate_blackbox_paper(set_path, substitute_path, out, *, vae_path=None, de
             _predict_all(collector, substitute, purifier, x, x_adv, y, batch_size)
             bar.update(len(y))
         bar.close()
-        result = result_header("blackbox-paper", reader, set_path, n, substitute_path, checkpoint.arch, defense,
+        result = result_header("blackbox-paper", reader, set_path, n, substitute_path, checkpoint, defense,
                                attack="fgsm", params=params)
     result.update(metrics=collector.metrics(), substitute=checkpoint.arch, note=PAPER_NOTE)
     write_json(out, result)
@@ -175,7 +175,7 @@ def evaluate_blackbox_transfer(set_path, classifier_path, out, *, vae_path=None,
             n += len(y)
             bar.update(len(y))
         bar.close()
-        result = result_header("blackbox-transfer", reader, set_path, n, classifier_path, checkpoint.arch, defense,
+        result = result_header("blackbox-transfer", reader, set_path, n, classifier_path, checkpoint, defense,
                                attack="fgsm",
                                params={**params, "holdout": holdout, "rounds": rounds, "lam": lam,
                                        "substitute_epochs": substitute_epochs, "substitute_arch": substitute_arch,

@@ -101,8 +101,6 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
                                               steps=params["steps"], noise_samples=params["noise_samples"],
                                               image_seeds=noise_seeds(seed, range(start, stop), norm),
                                               on_step=lambda *_: bar.update(1), **optimiser)
-                # the batch ran until its last image finished: skip the bar ahead over the steps it did not run
-                bar.update(params["steps"] - int(attacked["steps_run"].max()))
                 with torch.inference_mode():
                     predicted = classifier(purifier(attacked["x_star"])).argmax(1)
                 parts.append({"x_star": attacked["x_star"].detach().cpu().numpy(),
@@ -118,7 +116,7 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
                                          for s, t in batches]).numpy()
         params.update({"threshold_mse": THRESHOLD, "l2_budget": l2_budget(), "seed": seed, "stop": STOPPING,
                        **optimiser})
-        result = result_header("overpowered", reader, set_path, n, classifier_path, classifier_ckpt.arch, defense,
+        result = result_header("overpowered", reader, set_path, n, classifier_path, classifier_ckpt, defense,
                                attack="overpowered", params=params)
     result.update(overpowered_metrics(runs, labels, clean_predicted, params["norms"]))
     result["steps_run"] = {str(norm): steps_summary(run["steps_run"], run["first_done"])
@@ -218,7 +216,7 @@ def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100
       predicted_before, predicted_after  the defended predictions classifier(VAE(x)) and classifier(VAE(x*))
     The models must be on one device; image k's noise draws come from a generator seeded from (``seed``, k,
     norm), so the result is a function of the seed and not of ``batch_size``. ``bar``: a tqdm advanced by one
-    per step of each batch (by params["steps"] per batch in all, early stops included)."""
+    per step of each batch (params["steps"] per batch: every image runs every step)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
     dev = next(vae.parameters()).device
@@ -235,8 +233,6 @@ def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100
                                       image_seeds=noise_seeds(seed, range(start, start + len(images)), params["norm"]),
                                       on_step=None if bar is None else lambda *_: bar.update(1),
                                       **OPTIMISER_DEFAULTS)
-        if bar is not None:
-            bar.update(params["steps"] - int(attacked["steps_run"].max()))  # skip the steps the batch did not run
         with torch.inference_mode():
             z0 = vae.encode(images)[0]  # the attack's start, recomputed: it returns only the best z
             before = vae.decode(z0)
