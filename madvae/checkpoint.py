@@ -14,6 +14,7 @@ import torch
 from madvae import __version__
 from madvae.errors import MadvaeError
 from madvae.models import build, place
+from madvae.schemas import CHECKPOINT, decode_json_fields, validate
 from madvae.util import atomic_output, refuse_special_file, utc_now
 
 FORMAT = "madvae.checkpoint"
@@ -34,6 +35,7 @@ def save_checkpoint(path, *, kind: str, arch: str, model: torch.nn.Module, confi
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra_tensors or {},
     }
+    validate(decode_json_fields(payload, CHECKPOINT, path), CHECKPOINT, path)  # a wrong field here is our bug
     save_atomically(payload, path)
     return Path(path)
 
@@ -50,15 +52,16 @@ def save_atomically(payload, path) -> None:
 
 class Checkpoint:
     def __init__(self, path, payload: dict):
+        """``payload``: the validated fields, ``config`` and ``meta`` decoded."""
         self.path = Path(path)
         self.kind = payload["kind"]
         self.arch = payload["arch"]
-        self.config = json.loads(payload["config"])
-        self.meta = json.loads(payload["meta"])
+        self.config = payload["config"]
+        self.meta = payload["meta"]
         self.state_dict = payload["state_dict"]
-        self.extra = payload.get("extra", {})
-        self.created = payload.get("created", "")
-        self.creator_version = payload.get("creator_version", "")
+        self.extra = payload["extra"]
+        self.created = payload["created"]
+        self.creator_version = payload["creator_version"]
 
     def build_model(self, device="cpu") -> torch.nn.Module:
         model = build("classifier" if self.kind == "classifier" else "generator", self.arch)
@@ -139,10 +142,9 @@ def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | Non
         raise MadvaeError(f"not a madvae checkpoint (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})", path)
     if payload.get("format_version") != FORMAT_VERSION:
         raise MadvaeError(f"unsupported checkpoint format_version {payload.get('format_version')!r}", path)
-    try:
-        ckpt = Checkpoint(path, payload)
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise MadvaeError(f"checkpoint is missing or has a malformed field ({exc})", path) from exc
+    payload = decode_json_fields(payload, CHECKPOINT, path)
+    validate(payload, CHECKPOINT, path)
+    ckpt = Checkpoint(path, payload)
     if expect_kind and ckpt.kind != expect_kind:
         raise MadvaeError(f"this is a {ckpt.kind} checkpoint ({ckpt.arch}), a {expect_kind} is expected here", path)
     if expect_arch and ckpt.arch != expect_arch:

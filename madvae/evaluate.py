@@ -12,7 +12,7 @@ from madvae import __version__
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.outcomes import OUTCOME_ENCODING, encode_bits
-from madvae.report import RESULT_TYPE, RESULT_VERSION
+from madvae.results import RESULT_TYPE, RESULT_VERSION, write_result
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file, to_device
 
@@ -96,7 +96,7 @@ def classifier_training(checkpoint) -> dict:
 
 def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_ckpt, defense: dict,
                   *, attack: str | None = None, params: dict | None = None) -> dict:
-    """The fields every result JSON shares (format: RESULT_TYPE/RESULT_VERSION in report.py); the caller adds
+    """The fields every result JSON shares (format: madvae.results); the caller adds
     ``metrics`` and anything its kind needs. attack/params default to those stored in the set."""
     return {
         "encoding-type": RESULT_TYPE, "encoding-version": RESULT_VERSION, "creator_version": __version__,
@@ -148,7 +148,7 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
         predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
         result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
         result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
-    write_json(out, result)
+    write_result(out, result)
     return result
 
 
@@ -165,9 +165,3 @@ def per_image_outcomes(predicted: dict, labels: np.ndarray, clean: np.ndarray, i
     return {"encoding": OUTCOME_ENCODING, "images": {**images, "count": int(len(labels))},
             "correct": {key: encode_bits(values == labels) for key, values in predicted.items()},
             "agree": {key: encode_bits(values == clean) for key, values in predicted.items()}}
-
-
-def write_json(path, payload: dict) -> Path:
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    return Path(path)

@@ -8,8 +8,8 @@ from tqdm import tqdm
 
 from madvae.attacks.adaptive import get_adaptive_attack, resolve_adaptive_params
 from madvae.errors import MadvaeError
-from madvae.evaluate import (images_of, load_classifier, load_defense, metrics, per_image_outcomes, result_header,
-                             write_json)
+from madvae.results import write_result
+from madvae.evaluate import (images_of, load_classifier, load_defense, metrics, per_image_outcomes, result_header)
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything, to_device
 
@@ -75,5 +75,5 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
         result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
         result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
-    write_json(out, result)
+    write_result(out, result)
     return result

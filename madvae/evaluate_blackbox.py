@@ -16,7 +16,8 @@ from madvae.attacks import resolve_params, run_attack
 from madvae.attacks.blackbox import train_substitute
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
-from madvae.evaluate import load_classifier, load_defense, metrics, result_header, write_json
+from madvae.results import write_result
+from madvae.evaluate import load_classifier, load_defense, metrics, result_header
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
@@ -105,7 +106,7 @@ def evaluate_blackbox_paper(set_path, substitute_path, out, *, vae_path=None, de
         result = result_header("blackbox-paper", reader, set_path, n, substitute_path, checkpoint, defense,
                                attack="fgsm", params=params)
     result.update(metrics=collector.metrics(), substitute=checkpoint.arch, note=PAPER_NOTE)
-    write_json(out, result)
+    write_result(out, result)
     return result
 
 
@@ -188,5 +189,5 @@ def evaluate_blackbox_transfer(set_path, classifier_path, out, *, vae_path=None,
                         config={"mode": "blackbox-transfer", "seed": seed, **result["params"]},
                         meta={"oracle_classifier_sha256": sha256_file(classifier_path), "defense": defense,
                               "set": str(set_path), "holdout_indices": held.tolist(), **info})
-    write_json(out, result)
+    write_result(out, result)
     return result

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from madvae.attacks.overpowered import (IMAGE_PIXELS, LAM_SCALINGS, OPTIMISER_DEFAULTS, OVERPOWERED_PRESETS, STOPPING,
                                         THRESHOLD, l2_budget, noise_seeds, overpowered_attack)
 from madvae.errors import MadvaeError
-from madvae.evaluate import load_classifier, load_defense, result_header, write_json
+from madvae.results import write_result
+from madvae.evaluate import load_classifier, load_defense, result_header
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device, seed_everything
 
@@ -121,7 +122,7 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
     result.update(overpowered_metrics(runs, labels, clean_predicted, params["norms"]))
     result["steps_run"] = {str(norm): steps_summary(run["steps_run"], run["first_done"])
                            for norm, run in zip(params["norms"], runs)}
-    write_json(out, result)
+    write_result(out, result)
     if figure is not None:
         count = min(FIGURE_IMAGES, n)
         overpowered_figure(x_all[:count].numpy(), runs[0]["x_star"][:count], runs[0]["l2"][:count], figure,

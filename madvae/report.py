@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.errors import MadvaeError
+from madvae.results import load_result
 from madvae.outcomes import defense_label, worst_case_rows
 from madvae.table_notes import attack_settings_note, classifier_note, defense_notes, same_settings, settings_label
-from madvae.util import atomic_output, read_json_file
+from madvae.util import atomic_output
 
-# the result JSON format: `madvae attack` (evaluate.py) writes it, this module reads it
-RESULT_TYPE = "madvae.result"
-RESULT_VERSION = "1.0"
 ATTACK_ROWS = {"fgsm": "FGSM", "rfgsm": "Rand-FGSM", "cw": "CW", "mifgsm": "MI-FGSM", "pgd": "PGD",
                "single-pixel": "Single Pixel"}
 ADAPTIVE_ROWS = {"pgd-e2e": "PGD end-to-end", "bpda": "BPDA", "eot": "EOT"}
@@ -56,8 +54,6 @@ OVERPOWERED_ROWS = {"accuracy": "Accuracy", "original_accuracy": "Original Accur
 # said under every table of that split, so that a number cannot be mistaken for a test result
 SPLIT_NOTES = {"val": "Validation split (held out of the training data): numbers for choosing settings such as "
                       "the loss weights, not test results."}
-UNBOUNDED = {"mean_l2"}  # metrics that are not fractions
-NULLABLE = {"accuracy_within_budget", "original_accuracy_within_budget"}  # null when no attack met the budget
 
 
 @dataclass
@@ -103,56 +99,6 @@ def expand_paths(paths) -> list[Path]:
     if not files:
         raise MadvaeError("no result files given")
     return files
-
-
-def load_result(path, kind: str = "whitebox", also=()) -> dict:
-    """One validated result of ``kind`` (or of a kind in ``also``); anything else is an error naming the file."""
-    path = Path(path)
-    result = read_json_file(path, "result")
-    if not isinstance(result, dict) or result.get("encoding-type") != RESULT_TYPE:
-        found = result.get("encoding-type") if isinstance(result, dict) else type(result).__name__
-        raise MadvaeError(f"not a madvae result (encoding-type {found!r})", path)
-    version = str(result.get("encoding-version", ""))
-    if version.split(".")[0] != RESULT_VERSION.split(".")[0]:
-        raise MadvaeError(f"unsupported result encoding-version {version!r}", path)
-    if result.get("kind") in also:
-        kind = result["kind"]
-    if result.get("kind") != kind:
-        raise MadvaeError(f"a {result.get('kind')!r} result does not belong in the {kind} table", path,
-                          hint=f"pass --kind {result.get('kind')}" if result.get("kind") in KINDS else None)
-    defense = result.get("defense")
-    try:
-        if not isinstance(defense, dict) or not isinstance(defense.get("name"), str):
-            raise KeyError("defense.name")
-        for key in ("dataset", "split", "n", "attack"):
-            if key not in result:
-                raise KeyError(key)
-        if kind == "overpowered":
-            needed = {"metrics": list(OVERPOWERED_ROWS)}
-        else:
-            groups = ["clean"]
-            if result["attack"] != "none":
-                groups.append("no_defense")
-                if defense["name"] != "none":
-                    groups.append("defended")
-            needed = {f"metrics.{group}": list(METRICS) for group in groups}
-        for where, names in needed.items():
-            group = result
-            for part in where.split("."):
-                group = group.get(part) if isinstance(group, dict) else None
-            for name in names:
-                value = group.get(name) if isinstance(group, dict) else None
-                if value is None and name in NULLABLE and isinstance(group, dict) and name in group:
-                    continue
-                bounded = name not in UNBOUNDED
-                if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-                        or value < 0 or (bounded and value > 1)):
-                    expected = "a number in [0, 1]" if bounded else "a number >= 0"
-                    raise KeyError(f"{where}.{name} (got {value!r}, expected {expected})")
-    except (KeyError, TypeError) as exc:
-        missing = exc.args[0] if isinstance(exc, KeyError) else exc
-        raise MadvaeError(f"result is missing or has a malformed field: {missing}", path) from None
-    return result
 
 
 def _same(results: dict, key, what: str) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
-from madvae.report import DEFENSE_ORDER, _same, expand_paths, load_result, markdown_text
+from madvae.report import DEFENSE_ORDER, _same, expand_paths, markdown_text
+from madvae.results import load_result
 from madvae.util import atomic_output, read_json_file, sha256_file
 
 SELECTION_TYPE = "madvae.selection"

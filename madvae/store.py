@@ -18,6 +18,7 @@ import numpy as np
 
 from madvae import __version__
 from madvae.errors import MadvaeError
+from madvae.schemas import DATASET_ATTRIBUTES, SET_ATTRIBUTES, decode_json_fields, validate
 from madvae.util import commit_output, discard_output, prepare_output, refuse_special_file, utc_now, write_error
 
 ENCODING_TYPE = "madvae.set"
@@ -213,21 +214,19 @@ class SetReader:
         if version.split(".")[0] != ENCODING_VERSION.split(".")[0]:
             self._fail(f"unsupported encoding-version {version!r} (this madvae reads {ENCODING_VERSION})",
                        "upgrade madvae or regenerate the set")
-        if not bool(attrs.get("complete", False)):
+        if _plain(attrs.get("complete", False)) in (False, None):  # any other value is the schema's to judge
             self._fail("incomplete set: no 'complete' flag (the job writing it did not finish)",
                        "delete it and rerun the job")
         missing = [key for key in REQUIRED_ATTRS if key not in attrs]
         if missing:
             self._fail(f"missing attributes {', '.join(missing)}")
         self.attrs = {key: _plain(value) for key, value in attrs.items()}
-        try:
-            self.params = json.loads(self.attrs["params"])
-            self.provenance = json.loads(self.attrs.get("provenance", "{}"))
-        except (TypeError, json.JSONDecodeError):
-            self._fail("attribute 'params' or 'provenance' is not valid JSON")
+        decoded = decode_json_fields(self.attrs, SET_ATTRIBUTES, self.path, noun="attribute")
+        if isinstance(decoded["n"], int) and decoded["n"] <= 0:
+            self._fail(f"declares {decoded['n']!r} samples; a set holds at least one", "an empty set cannot be used")
+        validate(decoded, SET_ATTRIBUTES, self.path, noun="attribute")
+        self.params, self.provenance = decoded["params"], decoded.get("provenance", {})
         self.n = self.attrs["n"]
-        if not isinstance(self.n, int) or self.n <= 0:
-            self._fail(f"declares {self.n!r} samples; a set holds at least one", "an empty set cannot be used")
         self.has_adv = self.attrs["attack"] != "none"
         expected = {"x_clean": ((self.n, *IMAGE_SHAPE), np.float32), "y": ((self.n,), np.int64)}
         if self.has_adv:
@@ -244,10 +243,12 @@ class SetReader:
                 self._fail(f"dataset {name!r} has shape {ds.shape}, expected {shape}")
             if ds.dtype != dtype:
                 self._fail(f"dataset {name!r} has dtype {ds.dtype}, expected {np.dtype(dtype)}")
-            low, high = ds.attrs.get("min"), ds.attrs.get("max")
-            bounds = (0, NUM_CLASSES - 1) if name == "y" else (0.0, 1.0)
-            if low is None or high is None:
+            if "min" not in ds.attrs or "max" not in ds.attrs:
                 self._fail(f"dataset {name!r} has no min/max attributes")
+            validate({key: _plain(ds.attrs[key]) for key in ("min", "max")}, DATASET_ATTRIBUTES, self.path,
+                     where=f"{name}.", noun="attribute")
+            low, high = _plain(ds.attrs["min"]), _plain(ds.attrs["max"])
+            bounds = (0, NUM_CLASSES - 1) if name == "y" else (0.0, 1.0)
             if not (bounds[0] <= low <= high <= bounds[1]):
                 self._fail(f"dataset {name!r} declares values in [{low}, {high}], outside {list(bounds)}")
             self._check_storage(name, ds)

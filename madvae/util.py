@@ -5,7 +5,6 @@ import contextlib
 import datetime as _dt
 import glob
 import hashlib
-import json
 import os
 import random
 import re
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from madvae.errors import MadvaeError
+from madvae.schemas import parse_json
 
 
 def refuse_special_file(path) -> None:
@@ -197,11 +197,12 @@ def read_json_file(path: Path, what: str):
     """The parsed contents of a JSON file; a missing or unreadable one is one MadvaeError naming the file."""
     refuse_special_file(path)
     try:
-        return json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError:
         raise MadvaeError(f"no such {what} file", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise MadvaeError(f"not a readable JSON file ({exc})", path) from None
+    return parse_json(text, path)
 
 
 def to_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:

@@ -10,15 +10,13 @@ recorded path if it still exists; a file whose hash differs from the recorded on
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from madvae.errors import MadvaeError
 from madvae.inspect import inspect_path
+from madvae.results import load_result
 from madvae.util import sha256_file
-
-RESULT_TYPE = "madvae.result"
 
 
 @dataclass(frozen=True)
@@ -45,12 +43,7 @@ def summarize_any(path) -> dict:
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head.lstrip()[:1] == b"{":
-        try:
-            payload = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MadvaeError(f"not a readable JSON file ({exc})", path) from None
-        if payload.get("encoding-type") != RESULT_TYPE:
-            raise MadvaeError(f"not a madvae result (encoding-type {payload.get('encoding-type')!r})", path)
+        payload = load_result(path, kind=None)
         return {"type": "result", "path": str(path), "sha256": sha256_file(path), "payload": payload}
     return inspect_path(path)  # a set or a checkpoint, told apart as `madvae inspect` does
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = "tests/reliability/test_bad_input.py::test_bad_input"
+WRONG = "tests/reliability/test_wrong_types.py::"
 
 # name -> (file, the protecting code, what it becomes without the protection, tests that must then fail)
 MUTATIONS = {
@@ -28,7 +29,7 @@ MUTATIONS = {
                                ["tests/reliability/test_sigkill.py::test_nothing_under_the_final_name_until_the_last_byte"]),
     "stale temporaries removed": ("madvae/util.py", "    remove_stale_temporaries(path)\n", "",
                                   ["tests/reliability/test_sigkill.py::test_stale_temporary_of_a_live_writer_is_kept"]),
-    "complete flag checked": ("madvae/store.py", 'if not bool(attrs.get("complete", False)):', "if False:",
+    "complete flag checked": ("madvae/store.py", 'if _plain(attrs.get("complete", False)) in (False, None):', "if False:",
                               [f"{BAD}[classifier-complete-flag-missing]", f"{BAD}[embed-complete-flag-false]"]),
     "values checked on read": ("madvae/store.py", "elif not (np.isfinite(values).all() and", "elif False and (",
                                [f"{BAD}[inspect-nan-in-x_clean]", f"{BAD}[gen-inf-in-x_clean]"]),
@@ -94,6 +95,24 @@ MUTATIONS = {
     "config paths constrained": ("workflow/schemas/config.schema.yaml",
                                  '    pattern: "^[A-Za-z0-9._+/][A-Za-z0-9._+/ -]*$"\n', "",
                                  ["tests/test_workflow.py::test_hostile_results_dir_is_refused_and_odd_ones_are_quoted"]),
+    "set attributes validated": ("madvae/store.py",
+                                 '        validate(decoded, SET_ATTRIBUTES, self.path, noun="attribute")\n', "",
+                                 [f"{WRONG}test_wrong_typed_set_attribute_is_one_line[complete-as-string-false]",
+                                  f"{WRONG}test_wrong_typed_set_attribute_is_one_line[seed-as-string]"]),
+    "checkpoint fields validated": ("madvae/checkpoint.py", "    validate(payload, CHECKPOINT, path)\n    ckpt", "    ckpt",
+                                    [f"{WRONG}test_wrong_typed_checkpoint_field_is_one_line[meta-n-train-as-string]"]),
+    "result fields validated": ("madvae/results.py", "    validate(result, RESULT, path)\n    found", "    found",
+                                [f"{WRONG}test_wrong_typed_result_field_is_one_line[accuracy-as-string-report]"]),
+    "JSON nesting bounded": ("madvae/schemas.py", "    check_depth(value, path, what)\n", "",
+                             [f"{WRONG}test_wrong_typed_set_attribute_is_one_line[params-nested-200]"]),
+    "NaN refused in JSON": ("madvae/schemas.py", "json.loads(text, parse_constant=refuse_constant)", "json.loads(text)",
+                            [f"{WRONG}test_result_json_that_python_would_misread_is_one_line"]),
+    "integers are not floats": ("madvae/schemas.py",
+                                '    "integer": lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)})',
+                                "    })",
+                                [f"{WRONG}test_wrong_typed_set_attribute_is_one_line[seed-as-float]"]),
+    "schemas match the docs": ("madvae/schemas.py", '"outcomes": OUTCOMES, "transfer": BOOLEAN,', '"outcomes": OUTCOMES,',
+                               ["tests/test_schemas.py::test_every_documented_field_is_declared_with_its_type"]),
 }
 
 
