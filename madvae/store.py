@@ -19,7 +19,8 @@ import numpy as np
 from madvae import __version__
 from madvae.errors import MadvaeError
 from madvae.schemas import DATASET_ATTRIBUTES, SET_ATTRIBUTES, decode_json_fields, validate
-from madvae.util import commit_output, discard_output, prepare_output, refuse_special_file, utc_now, write_error
+from madvae.util import (commit_output, discard_output, prepare_output, refuse_special_file, system_errno, utc_now,
+                         write_error)
 
 ENCODING_TYPE = "madvae.set"
 ENCODING_VERSION = "1.0"
@@ -62,6 +63,10 @@ class SetWriter:
         self._written = 0
         self._tmp = None
         self._file = None
+        # each dataset opened once, for the writer's life: a Dataset object made per write writes its cached chunks
+        # when freed, where HDF5's error (disk full) is lost, and the next write then fails reading the unwritten
+        # chunk back ("filter returned failure during read"). Held open, they fail inside write() with the errno.
+        self._datasets: dict[str, h5py.Dataset] = {}
 
     def __enter__(self):
         self._tmp = prepare_output(self.path)
@@ -79,11 +84,10 @@ class SetWriter:
         """Any failure deletes the temporary file; OS errors (disk full, quota) become one clear line."""
         try:
             yield
-        except OSError as exc:
+        except BaseException as exc:
             self._abort()
-            raise write_error(exc, self.path) from exc
-        except BaseException:
-            self._abort()
+            if _write_failed(exc):
+                raise write_error(exc, self.path) from exc
             raise
 
     def _create(self, name, shape, dtype, chunks):
@@ -91,6 +95,7 @@ class SetWriter:
                                        compression_opts=4, shuffle=True, fletcher32=True)
         ds.dims[0].label = "sample"
         self._ranges[name] = [np.inf, -np.inf]
+        self._datasets[name] = ds
 
     def set_provenance(self, **items) -> None:
         """Add provenance items (timings, hashes) before the set is closed."""
@@ -114,8 +119,10 @@ class SetWriter:
             self._ranges[name] = [min(low, float(values.min())), max(high, float(values.max()))]
             try:
                 with _quiet_unraisable():  # a failing write also fails to free h5py's temporaries
-                    self._file[name][self._written:stop] = values
-            except OSError as exc:  # disk full, quota, lost mount
+                    self._datasets[name][self._written:stop] = values
+            except (OSError, RuntimeError) as exc:  # disk full, quota, lost mount
+                if not _write_failed(exc):
+                    raise
                 # h5py's frames in the traceback hold the dataset open; release them now, while the file is
                 # open, or the later close fails and freeing them at exit crashes HDF5 (seen: SIGSEGV)
                 with _quiet_unraisable():
@@ -131,12 +138,14 @@ class SetWriter:
             if self._written != self.n:
                 raise MadvaeError(f"only {self._written} of {self.n} samples were written", self.path)
             for name, (low, high) in self._ranges.items():
-                self._file[name].attrs["min"] = low
-                self._file[name].attrs["max"] = high
+                self._datasets[name].attrs["min"] = low
+                self._datasets[name].attrs["max"] = high
             for key, value in self._attrs.items():
                 self._file.attrs[key] = value
             self._file.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True)
             self._file.attrs["complete"] = True  # last: a reader trusts nothing without it
+            self._file.flush()  # what is still cached is written now: a failure raises here, before close and rename
+            self._datasets = {}
             self._file.close()
             self._file = None
         commit_output(self._tmp, self.path)
@@ -145,12 +154,19 @@ class SetWriter:
     def _abort(self):
         if self._file is not None:
             with _quiet_unraisable():
+                self._datasets = {}
                 try:
                     self._file.close()
                 except Exception:  # the file is being thrown away; its close error adds nothing
                     pass
                 self._file = None
         discard_output(self._tmp)
+
+
+def _write_failed(exc: BaseException) -> bool:
+    """A write the system refused (disk full, quota, lost mount): h5py raises most as OSError, some (a failed
+    flush) as RuntimeError that only quotes the errno."""
+    return isinstance(exc, OSError) or (isinstance(exc, RuntimeError) and system_errno(exc) is not None)
 
 
 @contextlib.contextmanager

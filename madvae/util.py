@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import glob
 import hashlib
 import os
@@ -69,6 +70,7 @@ def utc_now() -> str:
 
 
 _HOST = socket.gethostname().replace(".", "_")  # temporaries' names split on dots
+_LOCKS: dict[Path, int] = {}  # this process's temporaries -> the descriptor holding each one's lock
 
 
 def temp_path_for(path: Path) -> Path:
@@ -77,9 +79,69 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
 
 
-def _writer_is_dead(host: str, pid: str) -> bool:
-    if host != _HOST or not pid.isdigit():
-        return False  # another node's (shared filesystem) or someone else's: not ours to judge
+def lock_path_for(tmp: Path) -> Path:
+    """The lock file its writer holds flock() on for the life of the temporary ``tmp``.
+
+    A file of its own, not the temporary: HDF5 takes its own locks on the file it writes, and flock() because it
+    belongs to this open file (fcntl locks belong to the process and go when any descriptor of the file closes,
+    as HDF5's does)."""
+    return tmp.with_name(tmp.name + ".lock")
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether ``path`` is still the file open as ``fd`` (not removed, or removed and made again, meanwhile)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
+
+
+def _hold_lock(lock: Path) -> int | None:
+    """Create ``lock`` and hold its flock(): the descriptor, or None where the filesystem has no locks (the PID
+    then tells). BlockingIOError: a live process holds it, under our own host name and PID (another container)."""
+    while True:
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise
+        except OSError:  # ENOLCK, EOPNOTSUPP: a filesystem without locks
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            return None
+        if _still_named(fd, lock):
+            return fd
+        os.close(fd)  # a cleaner removed a dead writer's lock file between our open and our lock: make it anew
+
+
+def _release_lock(tmp: Path) -> None:
+    """Remove the lock file while still holding it, then let go: no one takes a free lock on a live temporary."""
+    fd = _LOCKS.pop(Path(tmp), None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            lock_path_for(Path(tmp)).unlink()
+        os.close(fd)
+
+
+def _lock_if_free(lock: Path) -> int | None:
+    """The descriptor now holding ``lock`` if its writer is gone (killed: the kernel freed its lock), else None
+    (held by a live writer, or not ours to judge). FileNotFoundError if there is no lock file."""
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives, whatever its PID namespace
+        if _still_named(fd, lock):
+            return fd
+    except OSError:  # held, or no locks on this filesystem
+        pass
+    os.close(fd)
+    return None
+
+
+def _pid_is_gone(pid: str) -> bool:
+    if not pid.isdigit():
+        return False  # not a name of ours
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -90,14 +152,37 @@ def _writer_is_dead(host: str, pid: str) -> bool:
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Delete the temporaries of ``path`` left by writers on this host that were killed (SIGKILL, OOM)."""
+    """Delete the temporaries of ``path``, and their lock files, whose writers on this host are gone (SIGKILL,
+    OOM).
+
+    A writer holds its temporary's lock from prepare_output until commit or discard, so a lock this process can
+    take means a dead writer, also one whose PID it cannot see (a container's PID namespace). A temporary without
+    a lock file (an older madvae's, or a filesystem without locks) is judged by its PID. Another host's are left
+    alone: on a shared filesystem its lock may not reach this one (NFS without lockd) and its PID means nothing."""
     removed = []
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        host, _, pid = leftover.name[len(path.name) + 2:-len(".tmp")].rpartition(".")
-        if _writer_is_dead(host, pid):
+    pattern = f".{glob.escape(path.name)}.*.tmp"
+    names = {p.name for p in path.parent.glob(pattern)}
+    names |= {p.name[:-len(".lock")] for p in path.parent.glob(pattern + ".lock")}  # a lock left without its file
+    for name in sorted(names):
+        host, _, pid = name[len(path.name) + 2:-len(".tmp")].rpartition(".")
+        if host != _HOST:
+            continue
+        tmp = path.parent / name
+        try:
+            fd = _lock_if_free(lock_path_for(tmp))
+        except FileNotFoundError:
+            fd = None
+            stale = [tmp] if _pid_is_gone(pid) else []
+        except OSError:  # another user's lock file: not ours to judge
+            continue
+        else:
+            stale = [] if fd is None else [tmp, lock_path_for(tmp)]  # the lock file last, while held
+        for leftover in stale:
             with contextlib.suppress(OSError):
                 leftover.unlink()
                 removed.append(leftover)
+        if fd is not None:
+            os.close(fd)
     return removed
 
 
@@ -118,7 +203,17 @@ def prepare_output(path) -> Path:
     except OSError as exc:
         raise MadvaeError(f"cannot create folder: {exc.strerror or exc}", path.parent) from exc
     remove_stale_temporaries(path)
-    return temp_path_for(path)
+    tmp = temp_path_for(path)
+    try:
+        fd = _hold_lock(lock_path_for(tmp))
+    except BlockingIOError:
+        raise MadvaeError("another process is writing this output under the same temporary name (same host name "
+                          "and PID: another container?)", path, "write each output from one job") from None
+    except OSError as exc:
+        raise write_error(exc, path) from exc
+    if fd is not None:
+        _LOCKS[tmp] = fd
+    return tmp
 
 
 def commit_output(tmp: Path, path) -> None:
@@ -131,18 +226,33 @@ def commit_output(tmp: Path, path) -> None:
     except OSError as exc:
         discard_output(tmp)
         raise write_error(exc, path) from exc
+    _release_lock(tmp)
     _fsync_dir(path.parent)
 
 
 def discard_output(tmp: Path) -> None:
     with contextlib.suppress(OSError):
         Path(tmp).unlink()
+    _release_lock(tmp)
 
 
-def write_error(exc: OSError, path) -> MadvaeError:
+_QUOTED_ERRNO = re.compile(r"\berrno = (\d+)")  # as HDF5's low-level I/O errors quote the system's
+
+
+def system_errno(exc: BaseException) -> int | None:
+    """The system's errno behind a failed write: an OSError's own, else the one HDF5 quotes in its message (h5py
+    raises some write failures, a failed flush for one, as RuntimeError with no errno)."""
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    found = _QUOTED_ERRNO.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+def write_error(exc: Exception, path) -> MadvaeError:
     """One line whatever the library: the system's words for the errno (HDF5's own message spans lines and
     names the hidden temporary file)."""
-    reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc.strerror or exc).split())
+    code = system_errno(exc)
+    reason = os.strerror(code) if code else " ".join(str(getattr(exc, "strerror", None) or exc).split())
     return MadvaeError(f"cannot write: {reason}", path, "check free space and permissions; nothing was written")
 
 

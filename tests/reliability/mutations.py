@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BAD = "tests/reliability/test_bad_input.py::test_bad_input"
 WRONG = "tests/reliability/test_wrong_types.py::"
+FULL = "tests/reliability/test_disk_full.py::test_a_really_full_disk_says_no_space_left"
 
 # name -> (file, the protecting code, what it becomes without the protection, tests that must then fail)
 MUTATIONS = {
@@ -113,6 +114,15 @@ MUTATIONS = {
                                 [f"{WRONG}test_wrong_typed_set_attribute_is_one_line[seed-as-float]"]),
     "schemas match the docs": ("madvae/schemas.py", '"outcomes": OUTCOMES, "transfer": BOOLEAN,', '"outcomes": OUTCOMES,',
                                ["tests/test_schemas.py::test_every_documented_field_is_declared_with_its_type"]),
+    "temporaries judged by their lock": ("madvae/util.py",
+                                         "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while", "pass  #",
+                                         ["tests/reliability/test_sigkill.py::"
+                                          "test_a_live_writer_whose_pid_is_not_visible_keeps_its_temporary"]),
+    "set datasets held open": ("madvae/store.py", "        self._datasets[name] = ds\n",
+                               "        self._datasets = self._file  # each use a new Dataset object, as before\n",
+                               [f"{FULL}[adversarial set]"]),
+    "errno quoted by HDF5 read": ("madvae/util.py", "    found = _QUOTED_ERRNO.search(str(exc))", "    found = None",
+                                  [f"{FULL}[adversarial set]"]),
 }
 
 

@@ -128,8 +128,8 @@ def test_sigkill_at_a_random_point_then_rerun(name, inputs, tmp_path):
     where = f"{name} killed after {delay:.1f} s of {duration:.1f} s (MADVAE_KILL_SEED={SEED}): {found}"
 
     _finish(_run(argv(inputs, out)))
-    leftovers = sorted(p.name for p in out.parent.iterdir() if p.name.endswith(".tmp"))
-    assert leftovers == [], where  # the rerun removed the killed job's temporaries
+    leftovers = sorted(p.name for p in out.parent.iterdir() if p.name.endswith((".tmp", ".tmp.lock")))
+    assert leftovers == [], where  # the rerun removed the killed job's temporaries and lock files
     assert all(path.exists() for path in outputs(out)), where
     assert same(outputs(out)[0], outputs(reference)[0]), where  # the main output, byte for byte or value for value
     print(where)
@@ -167,3 +167,78 @@ def test_nothing_under_the_final_name_until_the_last_byte(tmp_path):
         Path(tmp).write_text("{}")
         assert not result.exists()
     assert result.read_text() == "{}"
+
+
+def _hold_flock(path):
+    """Another process holding flock() on ``path``, as a live writer in another container does."""
+    code = ("import fcntl, sys, time\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\ntime.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def _lock_is_free(path):
+    """Whether another process (a cleaner) can take the flock() on ``path`` now."""
+    code = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY)\ntry:\n"
+            "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(1)")
+    return subprocess.run([sys.executable, "-c", code, str(path)]).returncode == 0
+
+
+def test_a_live_writer_whose_pid_is_not_visible_keeps_its_temporary(tmp_path):
+    """Containers sharing a host name see each other's files but not each other's PIDs: the writer's lock on
+    its temporary's lock file tells a live one from a killed one."""
+    from madvae.util import _HOST, discard_output, prepare_output
+
+    def temporary(pid, lock_file=True):
+        tmp = tmp_path / f".set.h5.{_HOST}.{pid}.tmp"  # PIDs that no process here has
+        tmp.write_bytes(b"in progress")
+        if lock_file:
+            tmp.with_name(tmp.name + ".lock").touch()
+        return tmp
+
+    live, killed, old_style = temporary(999999991), temporary(999999992), temporary(999999993, lock_file=False)
+    orphan_lock = tmp_path / f".set.h5.{_HOST}.999999994.tmp.lock"  # killed before its first byte
+    orphan_lock.touch()
+    holder = _hold_flock(live.with_name(live.name + ".lock"))
+    try:
+        discard_output(prepare_output(tmp_path / "set.h5"))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, live.name + ".lock"]
+
+
+def test_a_second_writer_under_the_same_temporary_name_is_refused(tmp_path):
+    """Two containers with one host name and the same PID writing one output would share a temporary."""
+    from madvae.errors import MadvaeError
+    from madvae.util import prepare_output, temp_path_for
+
+    out = tmp_path / "set.h5"
+    lock = temp_path_for(out).with_name(temp_path_for(out).name + ".lock")
+    lock.touch()
+    holder = _hold_flock(lock)
+    try:
+        with pytest.raises(MadvaeError, match="another process is writing this output"):
+            prepare_output(out)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_writer_holds_its_lock_past_hdf5s_close_until_commit_or_discard(tmp_path):
+    """The lock is flock() on a file of its own: HDF5 opening, locking and closing the temporary leaves it held,
+    and it goes, lock file and all, with the temporary on commit and on failure."""
+    import h5py
+    from madvae.util import atomic_output
+
+    with atomic_output(tmp_path / "set.h5") as tmp:
+        with h5py.File(tmp, "w") as handle:
+            handle["x"] = [1.0]
+        lock = tmp.with_name(tmp.name + ".lock")
+        assert lock.exists() and not _lock_is_free(lock)
+    with pytest.raises(RuntimeError, match="the job failed"):
+        with atomic_output(tmp_path / "other.h5") as tmp:
+            Path(tmp).write_bytes(b"partial")
+            raise RuntimeError("the job failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set.h5"]
