@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.errors import MadvaeError
-from madvae.results import load_result
 from madvae.outcomes import defense_label, worst_case_rows
-from madvae.table_notes import attack_settings_note, classifier_note, defense_notes, same_settings, settings_label
+from madvae.results import load_result
+from madvae.table_notes import (attack_settings_note, classifier_note, defense_notes, preset_name, same_settings,
+                                settings_label)
 from madvae.util import atomic_output
 
 ATTACK_ROWS = {"fgsm": "FGSM", "rfgsm": "Rand-FGSM", "cw": "CW", "mifgsm": "MI-FGSM", "pgd": "PGD",
@@ -69,6 +70,7 @@ class ResultTable:
     marks: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=lambda: dict(METRICS))  # metric -> caption opening
     skipped: list[str] = field(default_factory=list)  # files without a row here (clean-set evaluations)
+    presets: list[str] = field(default_factory=list)  # the attack presets of the results in the table
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -193,6 +195,7 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
             continue
         by_row.setdefault(key, {})[path] = result
     table.columns += _defense_columns(r["defense"]["name"] for g in by_row.values() for r in g.values())
+    table.presets = sorted({preset_name(r) for g in by_row.values() for r in g.values()})
     by_column = _column_results({p: r for g in by_row.values() for p, r in g.items()})
     extra = kind == "blackbox-transfer"
     if extra:
@@ -298,7 +301,8 @@ def build_overpowered_table(result_paths) -> ResultTable:
     by_defense = {r["defense"]["name"]: r for r in results.values()}
     columns = _defense_columns(by_defense)
     table = ResultTable("overpowered", first["dataset"], first["split"], first["n"], columns, row_header="Metric",
-                        metrics={"value": "Overpowered Attack: classifier(VAE(G(z*))) against the true label"})
+                        metrics={"value": "Overpowered Attack: classifier(VAE(G(z*))) against the true label"},
+                        presets=sorted({preset_name(r) for r in results.values()}))
     norms = first.get("params", {}).get("norms")
     table.notes.append("Accuracy: over all (image, robustness norm) pairs; Original Accuracy: images correct "
                        "under every norm" + (f" (norms {', '.join(map(str, norms))})" if norms else "") +
@@ -319,13 +323,15 @@ def _cell(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
-def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "whitebox") -> dict:
+def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "whitebox",
+                 table: ResultTable | None = None) -> dict:
     """Write {name}_accuracy.csv and {name}_agreement.csv (overpowered: {name}.csv) and {name}.md into out_dir;
-    name defaults to the kind. Returns {"files": {metric or "markdown": path}, "table": table}."""
+    name defaults to the kind; ``table``: already built from the files. Returns {"files": {metric or "markdown":
+    path}, "table": table}."""
     name = name or kind
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise MadvaeError(f"--name {name!r} must be a plain file name stem")
-    table = build_table(result_paths, kind)
+    table = table or build_table(result_paths, kind)
     out_dir = Path(out_dir)
     written = {}
     # one CSV per metric; extra views (the transfer mode's substitute agreement) live in the Markdown and JSONs

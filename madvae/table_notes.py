@@ -70,6 +70,14 @@ def settings_label(kind: str, result: dict) -> str:
     return ""
 
 
+def preset_name(result: dict) -> str:
+    """The attack preset a result ran, as its file records it: 'test', 'paper', 'quick', 'test (quick)'."""
+    params = _dict(result.get("params"))
+    name = str(params.get("preset") or "unrecorded")
+    quick = bool(params.get("quick") or result.get("quick"))
+    return f"{name} (quick)" if quick and name != "quick" else name
+
+
 def attack_settings_note(kind: str, label: str, result: dict) -> str | None:
     """'CW: quick preset — max_iterations 100 (paper 1500), ...' or None when the row ran the reference."""
     params = _dict(result.get("params"))
