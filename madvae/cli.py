@@ -217,6 +217,9 @@ def train(
         help="Per-epoch factor of both centre sets' SGD rates (proximity 0.5, distance 1e-4), as the original; "
              "1 keeps them fixed.")] = 0.1,
     centre_lr_floor: Annotated[float, typer.Option(help="The centre rates never decay below this.")] = 1e-5,
+    pairs_per_epoch: Annotated[Optional[int], typer.Option(
+        min=1, metavar="N", help="Train each epoch on a fresh random sample of N pairs, every set in proportion "
+                                 "(default: every pair).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from <out>.resume.pt left by an interrupted run.")] = False,
     precision: Annotated[Precision, typer.Option(help="bf16: mixed-precision forward pass (GPUs with bfloat16).")
                          ] = Precision.fp32,
@@ -228,7 +231,8 @@ def train(
     info = train_vae([*(sets or []), *(set_option or [])], out, loss=loss.value, classifier_path=classifier,
                      epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha, sigma=sigma, beta=beta, gamma=gamma,
                      centre_lr_decay=centre_lr_decay, centre_lr_floor=centre_lr_floor, seed=seed,
-                     device=device.value, limit=limit, resume=resume, progress=progress, precision=precision.value)
+                     device=device.value, limit=limit, pairs_per_epoch=pairs_per_epoch, resume=resume,
+                     progress=progress, precision=precision.value)
     last = info["history"][-1]
     typer.echo(f"{out}: {loss.value} VAE trained on {info['n_train']} {info['dataset']} images for "
                f"{last['epoch']} epochs, final loss {last['total']:.4f} (logs {info['log']}, {info['steps_log']})")

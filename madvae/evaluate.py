@@ -85,7 +85,8 @@ def vae_training(checkpoint) -> dict:
     sets = [{key: entry.get(key) for key in ("attack", "preset", "quick", "n")} | {"name": Path(entry["path"]).stem}
             for entry in meta.get("training_sets", []) if isinstance(entry, dict) and "path" in entry]
     return {"loss": config.get("loss"), "epochs": config.get("epochs"), "batch_size": config.get("batch_size"),
-            "n_train": meta.get("n_train"), "sets": sets}
+            "n_train": meta.get("n_train"), "pairs_per_epoch": meta.get("pairs_per_epoch"),
+            "pairs_seen": meta.get("pairs_seen"), "sets": sets}
 
 
 def classifier_training(checkpoint) -> dict:

@@ -17,6 +17,8 @@ from madvae.errors import MadvaeError
 # nine adversarial training sets (FGSM, R-FGSM, CW at the three settings)
 PAPER_VAE_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
 PAPER_VAE_BATCH = 512
+PAPER_TRAIN_DIGITS = 60_000  # MNIST's training file: identity's pairs
+PAPER_PAIRS = 9 * PAPER_TRAIN_DIGITS  # 3 attacks x 3 settings
 PAPER_TRAINING_GRID = [(attack, f"train-{i}") for attack in ("fgsm", "rfgsm", "cw") for i in range(3)]
 PAPER_CLASSIFIER_EPOCHS = {"magnet": 50, **{arch: 29 for arch in "ABCDE"}}  # MagNet: "up to 50"
 TRANSFER_FULL = {"holdout": 150, "rounds": 6, "lam": 0.1, "substitute_epochs": 10}  # Defense-GAN's setting
@@ -139,6 +141,15 @@ def defense_notes(columns: list[str], by_column: dict) -> list[str]:
             reduced.append(f"{epochs} epoch{'s' if epochs != 1 else ''} (paper {paper_epochs})")
         if training.get("batch_size") not in (None, PAPER_VAE_BATCH):
             reduced.append(f"batch {training['batch_size']} (paper {PAPER_VAE_BATCH})")
+        per_epoch, n_train = training.get("pairs_per_epoch"), training.get("n_train")
+        if isinstance(per_epoch, int) and isinstance(n_train, int) and per_epoch < n_train:
+            reduced.append(f"each epoch a random {per_epoch:,} of the {n_train:,} pairs")
+        seen, batch = training.get("pairs_seen"), training.get("batch_size")
+        if reduced and isinstance(seen, int) and isinstance(batch, int) and paper_epochs:
+            steps = (epochs or 0) * -(-(per_epoch or n_train or 0) // batch)
+            pairs = PAPER_TRAIN_DIGITS if loss == "identity" else PAPER_PAIRS
+            reduced.append(f"{seen:,} pairs seen in {steps:,} steps (paper {paper_epochs * pairs:,} in "
+                           f"{paper_epochs * -(-pairs // PAPER_VAE_BATCH):,})")
         if reduced:
             lines.append(f"Purifier {column}: {', '.join(reduced)}, {training.get('n_train')} training pairs.")
         if loss != "identity" and isinstance(training.get("sets"), list):

@@ -23,7 +23,7 @@ from madvae.errors import Interrupted, MadvaeError
 from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres, total_loss
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
-from madvae.stream import count_samples, shuffled_batches
+from madvae.stream import count_samples, epoch_size, shuffled_batches
 from madvae.util import (atomic_output, refuse_output_over_inputs, resolve_device, seed_everything, sha256_file,
                          to_device)
 
@@ -160,12 +160,15 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
               distance_lr: float = 1e-4, centre_lr_decay: float = 0.1, centre_lr_floor: float = 1e-5,
               clip: float = 1.0, alpha: float = 0.01, sigma: float = 1e-5,
               beta: float = 0.1, gamma: float = 0.1, seed: int = 0, device: str = "auto", limit: int | None = None,
-              resume: bool = False, progress: bool = True, precision: str = "fp32") -> dict:
+              pairs_per_epoch: int | None = None, resume: bool = False, progress: bool = True,
+              precision: str = "fp32") -> dict:
     """Train a purifier on ``set_paths`` and write the checkpoint ``out`` and its log ``<stem>.train.csv``.
 
     After every epoch the full training state goes to ``<out>.resume.pt``; ``resume=True`` continues from it
     (bit-identical on CPU) or, when there is none, starts from scratch. It is deleted once ``out`` is written.
-    ``precision`` bf16 runs the VAE's forward pass under autocast (the losses stay float32; see PRECISIONS)."""
+    ``precision`` bf16 runs the VAE's forward pass under autocast (the losses stay float32; see PRECISIONS).
+    ``pairs_per_epoch``: each epoch trains on a fresh random sample of that many pairs, every set in proportion
+    (a CPU-sized run of a large grid); None: every pair, every epoch."""
     out, set_paths = Path(out), [Path(p) for p in set_paths]
     refuse_output_over_inputs({"--out": out, "its log": log_path_for(out), "its curve": steps_log_path_for(out),
                                "its resume state": resume_path_for(out)},
@@ -174,6 +177,8 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     epochs = DEFAULT_EPOCHS.get(loss, 1) if epochs is None else epochs
     _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip, centre_lr_decay,
                    centre_lr_floor)
+    if pairs_per_epoch is not None and pairs_per_epoch < 1:
+        raise MadvaeError(f"pairs per epoch {pairs_per_epoch}: need at least 1 (or none for every pair)")
     if precision not in PRECISIONS:
         raise MadvaeError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
     if out.is_dir():
@@ -193,6 +198,7 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
         config = {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
                   "lr_floor": lr_floor, "proximity_lr": proximity_lr, "distance_lr": distance_lr,
                   "centre_lr_decay": centre_lr_decay, "centre_lr_floor": centre_lr_floor, "clip": clip,
+                  "pairs_per_epoch": pairs_per_epoch,
                   **weights.as_dict(), "seed": seed, "limit": limit, "latent_dim": LATENT_DIM,
                   "input": "x_clean" if loss == "identity" else "x_adv", "target": "x_clean",
                   "optimizer": "adam", "centre_optimizer": "sgd", "device": str(dev), "precision": precision,
@@ -204,6 +210,8 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
         meta = {"history": history["epochs"], "training_sets": [_describe_set(p, h, r)
                                                                   for p, h, r in zip(set_paths, set_hashes, readers)],
                 "dataset": readers[0].dataset, "n_train": count_samples(readers, limit),
+                "pairs_per_epoch": epoch_size(readers, limit, pairs_per_epoch),
+                "pairs_seen": epoch_size(readers, limit, pairs_per_epoch) * len(history["epochs"]),
                 "classifier_sha256": classifier_hash, "resumed_from_epoch": history["resumed_from"]}
     finally:
         for reader in readers:
@@ -255,7 +263,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
     resumed_from = start if resume and (start or skip) else None  # epochs finished before the resume
     names = ["x_clean", "y"] if config["input"] == "x_clean" else ["x_clean", "x_adv", "y"]
-    total = count_samples(readers, config["limit"])
+    total = epoch_size(readers, config["limit"], config.get("pairs_per_epoch"))
     floor = min(config["lr_floor"], config["lr"])
     trace_every = max(1, -(-total // config["batch_size"]) // STEPS_PER_EPOCH)
     stop = TerminationRequest()
@@ -271,7 +279,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             bar = tqdm(total=total, initial=seen, desc=f"vae {loss} epoch {epoch + 1}/{config['epochs']}",
                        unit="img", disable=not progress, mininterval=1.0)
             batches = shuffled_batches(readers, config["batch_size"], seed=seed, epoch=epoch, names=names,
-                                       limit=config["limit"])
+                                       limit=config["limit"], per_epoch=config.get("pairs_per_epoch"))
             for index, batch in enumerate(batches):
                 if index < done:
                     continue  # the order is a function of (seed, epoch): skipping replays it exactly

@@ -248,3 +248,15 @@ def test_hostile_results_dir_is_refused_and_odd_ones_are_quoted(tmp_path):
         assert outputs and all(path.startswith(str(spaced)) for path in outputs), command
         redirect = argv.index(">")
         assert argv[redirect + 1].startswith(str(spaced) + "/logs/"), command
+
+
+def test_pairs_per_epoch_reaches_every_purifier_and_a_variant_may_override_it(tmp_path):
+    config = {"vae": {"pairs_per_epoch": 1000},
+              "variants": [{"loss": "vanilla", "epochs": 1}, {"loss": "identity", "epochs": 1, "pairs_per_epoch": 50}],
+              "embed": {"variants": ["vanilla"]}}
+    done = snakemake("-n", "-p", "--configfile", write_config(tmp_path, config), results=tmp_path / "results")
+    assert done.returncode == 0, done.stderr[-3000:]
+    trains = [line for line in (done.stdout + done.stderr).splitlines() if "madvae train " in line]
+    assert len(trains) == 2
+    assert sum("--pairs-per-epoch 1000" in line and "--loss vanilla" in line for line in trains) == 1
+    assert sum("--pairs-per-epoch 50" in line and "--loss identity" in line for line in trains) == 1

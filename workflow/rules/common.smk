@@ -351,6 +351,9 @@ def vae_options(wildcards, input):
         items += ["--epochs", values["epochs"]]
     for key in ("batch_size", "lr", "alpha", "sigma", "beta", "gamma"):
         items += [f"--{key.replace('_', '-')}", values[key]]
+    per_epoch = VARIANTS[wildcards.variant].get("pairs_per_epoch", config["vae"].get("pairs_per_epoch"))
+    if per_epoch:
+        items += ["--pairs-per-epoch", per_epoch]
     if "classifier" in input.keys():
         items += ["--classifier", input.classifier]
     return options(*items)
