@@ -2,6 +2,7 @@
 tiny end-to-end run with the local executor."""
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from test_report_paper import write_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "config" / "config.yaml"
@@ -260,3 +263,60 @@ def test_pairs_per_epoch_reaches_every_purifier_and_a_variant_may_override_it(tm
     assert len(trains) == 2
     assert sum("--pairs-per-epoch 1000" in line and "--loss vanilla" in line for line in trains) == 1
     assert sum("--pairs-per-epoch 50" in line and "--loss identity" in line for line in trains) == 1
+
+
+def report_commands(output):
+    """{--kind of each madvae report table job: its shell command}."""
+    commands = [line.split("Shell command: ", 1)[1] for line in output.splitlines()
+                if "Shell command: madvae report " in line]
+    return {shlex.split(command)[shlex.split(command).index("--kind") + 1]: command for command in commands}
+
+
+PAPER_FILES = ("{name}_paper.md", "{name}_paper.csv", "{name}_claims.csv")
+
+
+def test_report_paper_puts_the_papers_tables_1_to_3_beside_ours(tmp_path, default_dry_run):
+    config = {"dataset": {"name": "mnist", "root": "../shared/data/mnist"}, "report": {"paper": True}}
+    counts, output = dry_run(tmp_path, write_config(tmp_path, config))
+    commands = report_commands(output)
+    for kind, name in (("whitebox", "whitebox"), ("blackbox-paper", "blackbox_paper"), ("overpowered", "overpowered")):
+        assert "--paper" in shlex.split(commands[kind]), commands[kind]
+        for pattern in PAPER_FILES:
+            assert re.search(rf"^\s+output: .*tables/{pattern.format(name=name)}\b", output, re.M), (kind, pattern)
+    # the paper has no transfer-mode or adaptive table, and the workflow makes every table it made before
+    assert "--paper" not in commands["blackbox-transfer"] + commands["adaptive"]
+    base, default_output = default_dry_run
+    assert sum(counts.values()) == sum(base.values())
+    assert "--paper" not in default_output and "_claims.csv" not in default_output  # off by default
+
+
+def test_report_paper_is_refused_on_another_data_set(tmp_path):
+    done = snakemake("-n", "--configfile", write_config(tmp_path, {"report": {"paper": True}}),
+                     results=tmp_path / "results")
+    assert done.returncode != 0
+    message = done.stdout + done.stderr
+    assert "config report.paper" in message and "dataset.name is mnist-5k" in message, message[-2000:]
+
+
+@pytest.mark.slow
+def test_report_paper_jobs_write_the_comparisons(tmp_path):
+    """The three table jobs alone, on hand-made full-MNIST results laid out as the workflow's evaluations."""
+    results = tmp_path / "results"
+    for kind in ("whitebox", "blackbox-paper"):
+        for path in write_grid(tmp_path / kind, kind, extra_defenses=("identity",)).glob("*.json"):
+            result = json.loads(path.read_text())
+            folder, row = ("eval", result["attack"]) if kind == "whitebox" else ("eval/blackbox-paper",
+                                                                                 result["substitute"])
+            (results / folder / result["defense"]["name"]).mkdir(parents=True, exist_ok=True)
+            path.rename(results / folder / result["defense"]["name"] / f"{row}.json")
+    write_grid(results / "eval" / "overpowered", "overpowered", extra_defenses=("identity",))
+    config = write_config(tmp_path, {"dataset": {"name": "mnist"}, "report": {"paper": True}})
+    targets = [results / "tables" / pattern.format(name=name)
+               for name in ("whitebox", "blackbox_paper", "overpowered") for pattern in PAPER_FILES]
+    done = snakemake(*targets, "--cores", "1", "--configfile", config, "--allowed-rules", "tables_paper",
+                     "table_overpowered", results=results, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert all(path.stat().st_size > 0 for path in targets)
+    assert "# Ours beside the paper's Table 3: mnist test" in (results / "tables" / "overpowered_paper.md").read_text()
+    log = (results / "logs" / "tables" / "whitebox.log").read_text()
+    assert "36 of 36 cells of the paper's Table 1 compared" in log

@@ -96,6 +96,9 @@ def check_config():
             raise WorkflowError(f"config test_attacks: {seen[entry['attack']]!r} and {name!r} are both "
                                 f"{entry['attack']}; the white-box table has one row per attack")
         seen[entry["attack"]] = name
+    if config["report"]["paper"] and DATASET != "mnist":  # the paper's numbers are full-MNIST test numbers
+        raise WorkflowError(f"config report.paper: the paper's tables compare with full MNIST only and "
+                            f"dataset.name is {DATASET}; set dataset.name: mnist or report.paper: false")
     reserved = sorted(set(VARIANTS) & set(RESERVED_NAMES))
     if reserved:
         raise WorkflowError(f"config variants: {', '.join(reserved)} is reserved for an evaluation folder; "
