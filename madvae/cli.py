@@ -376,8 +376,9 @@ class EmbedSpace(str, Enum):
     overpowered_output = "overpowered-output"
 
 
-class OverpoweredPreset(str, Enum):
+class OverpoweredPreset(str, Enum):  # madvae.attacks.overpowered.OVERPOWERED_PRESETS (a test keeps them equal)
     quick = "quick"
+    cpu = "cpu"
     paper = "paper"
 
 

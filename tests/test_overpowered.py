@@ -1,6 +1,7 @@
 """The Overpowered attack: the per-row margin, the attack's invariants on random weights, per-image finishing
 (the same result at any batch size), the row-wise Adam, the evaluation JSON and figure, and bad input."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,7 +287,17 @@ def test_metrics_follow_their_definitions():
 def test_presets_hold_the_papers_settings():
     assert OVERPOWERED_PRESETS["paper"] == {"n": 1000, "restarts": 20, "steps": 1000, "noise_samples": 100,
                                             "norms": (1.0, 2.5, 3.0, 3.5)}
-    assert set(OVERPOWERED_PRESETS["quick"]) == set(OVERPOWERED_PRESETS["paper"])
+    assert set(OVERPOWERED_PRESETS["quick"]) == set(OVERPOWERED_PRESETS["paper"]) == set(OVERPOWERED_PRESETS["cpu"])
+
+
+def test_the_config_schema_and_the_cli_offer_the_registrys_presets():
+    import yaml
+
+    from madvae.cli import OverpoweredPreset
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    assert sorted(schema["properties"]["overpowered"]["properties"]["preset"]["enum"]) == sorted(OVERPOWERED_PRESETS)
+    assert sorted(p.value for p in OverpoweredPreset) == sorted(OVERPOWERED_PRESETS)
 
 
 @pytest.mark.parametrize("change, words", [
