@@ -64,12 +64,14 @@ def check(pairs_for) -> dict:
             "max_abs_diff": as_timed["max_abs_diff"], "max_abs_diff_same_layout": same_layout["max_abs_diff"]}
 
 
-def figure(name: str, ours: float, reference: float, numerics: dict | None, *, n: int, batch_size: int, device,
-           unit: str = "images/s", note: str = "") -> dict:
+def figure(name: str, ours: float, reference: float | None, numerics: dict | None, *, n: int, batch_size: int,
+           device, unit: str = "images/s", note: str = "", setting: dict | None = None) -> dict:
+    """One section's figure. ``reference`` None: a rate bench/estimate.py needs that has no original loop to
+    compare with (no ratio). ``setting``: the attack settings the rate was measured at, for the estimate's scaling."""
     return {"name": name, "ours_images_per_s": ours, "reference_images_per_s": reference,
-            "ratio": ours / reference, "numerics": "n/a", "max_abs_diff": None, **(numerics or {}), "n": n,
-            "batch_size": batch_size, "device": str(device), "threads": torch.get_num_threads(), "unit": unit,
-            "note": note}
+            "ratio": None if reference is None else ours / reference, "numerics": "n/a", "max_abs_diff": None,
+            **(numerics or {}), "n": n, "batch_size": batch_size, "device": str(device),
+            "threads": torch.get_num_threads(), "unit": unit, "note": note, "setting": setting or {}}
 
 
 def matmul_gflops(device, size: int = 2048, repeats: int = 10) -> float:
@@ -115,6 +117,7 @@ def forward_flops_per_image(model: nn.Module, shape=(1, 1, 28, 28)) -> int:
 
 def machine_info(device, gflops: float) -> dict:
     info = {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+            "load_average": os.getloadavg()[0],  # a shared machine's neighbours slow every figure
             "python": platform.python_version(), "platform": platform.platform(), "device": str(device),
             "matmul_gflops": gflops, "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     if device.type == "cuda":

@@ -32,6 +32,8 @@ def write(results: dict, json_path: Path) -> Path:
 
 
 def _cell(key: str, value) -> str:
+    if value is None:  # a rate with no reference loop (bench/estimate.py's own)
+        return "-"
     if isinstance(value, float):
         return f"{value:.2f}" if key == "ratio" else f"{value:,.1f}"
     return str(value)
@@ -39,6 +41,8 @@ def _cell(key: str, value) -> str:
 
 def line(fig: dict) -> str:
     """One figure as it is measured: the figures, the ratio and the numerics verdict side by side."""
+    if fig["reference_images_per_s"] is None:
+        return f"{fig['name']:<28} ours {fig['ours_images_per_s']:>10,.2f}  {fig['unit']} (no reference)"
     return (f"{fig['name']:<28} ours {fig['ours_images_per_s']:>10,.1f}  reference "
             f"{fig['reference_images_per_s']:>10,.1f} {fig['unit']:<19} ratio {fig['ratio']:6.2f}  "
             f"numerics {fig['numerics']}")
@@ -68,13 +72,14 @@ def markdown(results: dict) -> str:
     out = ["# madvae benchmarks", "",
            f"{machine['timestamp']}, {machine['cpu_count']} CPUs, {machine['threads']} torch threads, torch "
            f"{machine['torch_version']}, device {machine['device']}"
+           f"{', load average %.1f' % machine['load_average'] if 'load_average' in machine else ''}"
            f"{' (' + machine['gpu'] + ')' if machine.get('gpu') else ''}"
            f"{', --quick (smoke run: small sizes, noisy figures)' if results['quick'] else ''}.", "",
            "ours = madvae's code path, reference = the original code's way (per-sample DataLoader, default layout, "
            "no inference mode); ratio = ours / reference; numerics: ok = both give the same result (rtol 1e-4, "
            "atol 1e-5), ok (layout) = the same once the reference uses ours' channels-last layout (the layouts "
            "round differently), DIFFER = not the same. Rates are images/s except where the name says per "
-           "iteration / per step.", "",
+           "iteration / per step; a figure without a reference (-) is a rate only bench/estimate.py needs.", "",
            "| " + " | ".join(title for _, title in COLUMNS) + " |",
            "|" + "|".join("---" if key in ("name", "numerics", "device") else "---:" for key, _ in COLUMNS) + "|"]
     out += ["| " + " | ".join(_cell(key, fig[key]) for key, _ in COLUMNS) + " |" for fig in results["figures"]]

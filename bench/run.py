@@ -8,11 +8,12 @@ bench/results.json and bench/results.md (--out). Figures only: nothing here asse
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,9 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--only", metavar="NAME[,NAME]",
                         help=f"sections ({', '.join(SECTIONS)}, memory) or groups ({', '.join(GROUPS)})")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="images per batch of the attack, VAE, evaluation and Overpowered sections (default 512, "
+                             "--quick 64): a config's batch sizes, for bench/estimate.py")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json",
                         help="results JSON; the Markdown summary goes beside it (.md)")
     group = parser.add_argument_group("memory (opt-in: building 540,000 pairs takes long)")
@@ -50,6 +54,8 @@ def parse(argv=None) -> argparse.Namespace:
         if item not in SECTIONS and item not in GROUPS and item != "memory":
             parser.error(f"unknown section {item!r}")
         names += GROUPS.get(item, [item])
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     if not 0 < args.memory_scale <= 1 or args.memory_batches < 0:
         parser.error("need 0 < --memory-scale <= 1 and --memory-batches >= 0")
     args.memory = args.memory or args.memory_full or bool(args.memory_train_seconds) or "memory" in names
@@ -75,6 +81,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     device = resolve_device(args.device)
     sizes = QUICK if args.quick else DEFAULT
+    if args.batch_size:
+        sizes = replace(sizes, batch=args.batch_size)
     gflops = matmul_gflops(device, repeats=3 if args.quick else 10)
     machine = machine_info(device, gflops)
     print(f"madvae bench: {machine['cpu_count']} CPUs, {machine['threads']} threads, torch "
@@ -107,6 +115,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
             errors.append({"section": "memory", "error": f"{type(exc).__name__}: {exc}"})
     results["seconds"] = round(time.perf_counter() - started, 1)
+    machine["load_average_end"] = os.getloadavg()[0]
     md_path = report.write(results, args.out)
     print()
     print(report.markdown(results), end="")

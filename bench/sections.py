@@ -4,6 +4,9 @@ figure (bench/common.figure)."""
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,47 +18,55 @@ import torch
 from bench import reference
 from bench.common import check, compare, figure, rate
 from madvae.attacks import resolve_params, run_attack
+from madvae.attacks.adaptive import resolve_adaptive_params, run_adaptive
 from madvae.attacks.overpowered import THRESHOLD, noise_seeds, overpowered_attack
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.evaluate import load_classifier, load_defense, predict_labels
 from madvae.generate import make_adversarial_set, make_clean_set
 from madvae.losses import USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres
-from madvae.models import DefenseVAE, MagNetClassifier, place
+from madvae.models import DefenseVAE, MagNetClassifier, build, place
 from madvae.store import open_set
 from madvae.train import _load_frozen_classifier, train_step, train_vae
-from madvae.train_classifier import train_classifier
+from madvae.train_classifier import ARCH_DEFAULTS, SUBSTITUTE_DEFAULTS, train_classifier
 
 ATTACKS = ("fgsm", "rfgsm", "cw", "mifgsm", "pgd", "single-pixel")
 # train_vae's defaults: Adam lr, the two centre sets' SGD learning rates
 VAE_LR, CENTRE_LRS = 1e-3, {"proximity_centres": 0.5, "distance_centres": 1e-4}
 OVERPOWERED = {"norm": 2.5, "noise_samples": 4}  # one norm of the paper's four, the quick preset's draws
+SUBSTITUTES = ("A", "B", "C", "D", "E")
+ADAPTIVE = ("pgd-e2e", "bpda", "eot")
+# eot as the embedded default runs it against a defense: the quick cut's 2 draws of the 4-sample defense
+ADAPTIVE_EOT = {"eot_samples": 2, "samples": 4}
+ADAPTIVE_STEPS = 2
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """Images per timed pass of each section. DEFAULT takes about 12 minutes on 2 busy CPU cores; QUICK is a
-    smoke run (a few minutes at most), too small for figures worth comparing."""
+    """Images per timed pass of each section. DEFAULT took 23 minutes on 2 CPU cores shared with other work (load
+    average 3-4; the VAE sections 15 of them); QUICK is a smoke run (a few minutes at most), too small for figures
+    worth comparing."""
     batch: int  # images per batch, both sides
     repeats: int  # timed repeats of the cheap sections (median); the slow attacks are timed once
     vae_repeats: int  # rounds of VAE training, ours and the reference in turn (a warm-up + a timed epoch)
     classifier: int  # images per timed classifier-training epoch
     vae: int  # images per timed VAE-training epoch
     attack: int  # images per pass of FGSM, R-FGSM and evaluation (mnist-5k test has 1,000)
-    iterative: int  # images per pass of CW, MI-FGSM and PGD
+    iterative: int  # images per pass of CW, MI-FGSM and PGD (a full batch: on a CPU 500 run 1.5x slower than 128)
     cw_iterations: int
     pixel: int  # single pixel: advertorch runs one forward pass per image and candidate pixel
     overpowered: int
     overpowered_steps: int
     umap: int
+    adaptive: int  # images per pass of each adaptive attack (madvae attack's batch there is 250)
     numerics: int  # images in each numerics check (it doubles as the warm-up); single pixel uses pixel // 4
     classifier_fit: int  # images the attacked MagNet is trained on (one epoch)
 
 
-DEFAULT = Sizes(batch=512, repeats=3, vae_repeats=3, classifier=1024, vae=1024, attack=512, iterative=128,
-                cw_iterations=10, pixel=16, overpowered=64, overpowered_steps=3, umap=3000, numerics=32,
+DEFAULT = Sizes(batch=512, repeats=3, vae_repeats=3, classifier=1024, vae=1024, attack=512, iterative=512,
+                cw_iterations=10, pixel=16, overpowered=64, overpowered_steps=3, umap=3000, adaptive=250, numerics=32,
                 classifier_fit=4000)
 QUICK = Sizes(batch=64, repeats=1, vae_repeats=1, classifier=128, vae=64, attack=64, iterative=8,
-              cw_iterations=3, pixel=4, overpowered=8, overpowered_steps=2, umap=200, numerics=8,
+              cw_iterations=3, pixel=4, overpowered=8, overpowered_steps=2, umap=200, adaptive=8, numerics=8,
               classifier_fit=512)
 
 
@@ -113,25 +124,28 @@ class Context:
         return [torch.from_numpy(a).to(self.device) for a in self.arrays(path, n, names)]
 
 
-def classifier_training(ctx: Context) -> dict:
-    """madvae.train_classifier (HDF5 streaming, channels-last) against a plain Adam loop; no numerics check:
-    the two sides shuffle differently."""
+def classifier_training(ctx: Context, arch: str = "magnet") -> dict:
+    """madvae.train_classifier (HDF5 streaming, channels-last) against a plain Adam loop, at the batch size
+    madvae trains the architecture with (the workflow's: 128 for MagNet, 256 for substitutes A-E); no numerics
+    check: the two sides shuffle differently."""
     s, dev = ctx.sizes, ctx.device
     n = min(s.classifier, 4000)
+    batch = ARCH_DEFAULTS.get(arch, SUBSTITUTE_DEFAULTS)["batch_size"]
     # epoch 1 is the warm-up; train_classifier times each epoch itself, excluding checkpoint writing
-    info = train_classifier(ctx.train_set, ctx.folder / "bench-magnet.pt", epochs=s.repeats + 1,
-                            batch_size=s.batch, limit=n, device=str(dev), progress=False)
+    info = train_classifier(ctx.train_set, ctx.folder / f"bench-{arch}.pt", arch=arch, epochs=s.repeats + 1,
+                            batch_size=batch, limit=n, device=str(dev), progress=False)
     ours = statistics.median(epoch["images_per_s"] for epoch in info["history"][1:])
     x, y = ctx.arrays(ctx.train_set, n, ["x_clean", "y"])
     torch.manual_seed(0)
-    model = MagNetClassifier().to(dev)
+    model = build("classifier", arch).to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def epoch():
-        reference.train_classifier(model, optimizer, reference.loader((x, y), s.batch, shuffle=True), dev)
+        reference.train_classifier(model, optimizer, reference.loader((x, y), batch, shuffle=True), dev)
 
     ref = rate(epoch, len(y), dev, s.repeats, warmup=epoch)
-    return figure("classifier-train", ours, ref, {}, n=len(y), batch_size=s.batch, device=dev)
+    name = "classifier-train" if arch == "magnet" else f"substitute-{arch}-train"
+    return figure(name, ours, ref, {}, n=len(y), batch_size=min(batch, len(y)), device=dev)
 
 
 def _vae_init():
@@ -263,7 +277,7 @@ def attack(ctx: Context, name: str) -> dict:
     label = f"{name} (per iteration)" if name == "cw" else name
     return figure(label, rate(ours, work, dev, repeats), rate(ref, work, dev, repeats), numerics,
                   n=len(y_all), batch_size=min(s.batch, len(y_all)), device=dev,
-                  unit="image-iterations/s" if name == "cw" else "images/s")
+                  unit="image-iterations/s" if name == "cw" else "images/s", setting=params)
 
 
 def evaluation(ctx: Context) -> dict:
@@ -350,7 +364,8 @@ def overpowered(ctx: Context) -> dict:
     work = len(y_all) * s.overpowered_steps
     return figure("overpowered (per step)", rate(ours, work, dev, 1), rate(ref, work, dev, 1),
                   numerics, n=len(y_all), batch_size=min(s.batch, len(y_all)), device=dev, unit="image-steps/s",
-                  note=f"norm {OVERPOWERED['norm']}, {OVERPOWERED['noise_samples']} noise draws, 1 restart")
+                  note=f"norm {OVERPOWERED['norm']}, {OVERPOWERED['noise_samples']} noise draws, 1 restart",
+                  setting={**OVERPOWERED, "restarts": 1})
 
 
 def umap_embedding(ctx: Context) -> dict:
@@ -362,7 +377,9 @@ def umap_embedding(ctx: Context) -> dict:
 
     (x,) = ctx.arrays(ctx.train_set, ctx.sizes.umap, ["x_clean"])
     x = x.reshape(len(x), -1)
+    started = time.perf_counter()
     _umap(x[:100], 42)  # numba compiles UMAP's kernels once per process (about 20 s): keep it out of the timing
+    first_call = time.perf_counter() - started  # what each embed job pays once (bench/estimate.py)
     out = {}
 
     def ours():
@@ -377,11 +394,98 @@ def umap_embedding(ctx: Context) -> dict:
     ours_rate, ref_rate = rate(ours, len(x), cpu, 1), rate(ref, len(x), cpu, 1)
     numerics = compare([(torch.from_numpy(np.asarray(out["ours"], dtype=np.float64)),
                          torch.from_numpy(np.asarray(out["ref"], dtype=np.float64)))])  # no layout involved
-    return figure(f"umap ({len(x)} points)", ours_rate, ref_rate, numerics, n=len(x), batch_size=len(x), device=cpu)
+    return figure(f"umap ({len(x)} points)", ours_rate, ref_rate, numerics, n=len(x), batch_size=len(x), device=cpu,
+                  unit="points/s", setting={"first_call_seconds": round(first_call, 1)})
+
+
+# --- rates only bench/estimate.py needs: madvae's own code path, no reference loop to compare with ---
+
+
+def adaptive(ctx: Context, name: str) -> dict:
+    """One gradient step of an adaptive attack through classifier(VAE(x)), per image, at madvae attack's batch
+    (250); eot at ADAPTIVE_EOT's draws and defense samples. The original code had no adaptive attacks."""
+    s, dev = ctx.sizes, ctx.device
+    classifier, _ = load_classifier(ctx.classifier, dev)
+    vae, _, _ = load_defense(ctx.vae, dev)
+    eot = name == "eot"
+    params = resolve_adaptive_params(name, {"nb_iter": ADAPTIVE_STEPS, "restarts": 1,
+                                            **({"eot_samples": ADAPTIVE_EOT["eot_samples"]} if eot else {})})
+    extra = {"samples": ADAPTIVE_EOT["samples"]} if eot else {}
+    x, y = ctx.tensors(ctx.test_set, s.adaptive, ["x_clean", "y"])
+    batch = min(250, len(y))
+
+    def ours():
+        for start in range(0, len(y), batch):
+            run_adaptive(name, classifier, vae, x[start:start + batch], y[start:start + batch], params, **extra)
+
+    warmup = lambda: run_adaptive(name, classifier, vae, x[:8], y[:8], params, **extra)  # noqa: E731
+    setting = {key: params[key] for key in ("nb_iter", "restarts")} | (ADAPTIVE_EOT if eot else {})
+    return figure(f"adaptive-{name} (per step)", rate(ours, len(y) * ADAPTIVE_STEPS, dev, 1, warmup=warmup), None,
+                  None, n=len(y), batch_size=batch, device=dev, unit="image-steps/s", setting=setting,
+                  note="an untrained VAE and the one-epoch MagNet; no reference (the original had none)")
+
+
+def startup(ctx: Context) -> dict:
+    """A workflow job's fixed cost: a fresh `python -m madvae gen` of one FGSM image (the interpreter, torch,
+    advertorch and h5py imports, the checkpoint load, a set written), per job."""
+    s, dev = ctx.sizes, ctx.device
+    outputs = iter(range(1000))
+
+    def one_job():
+        out = ctx.folder / f"startup-{next(outputs)}.h5"
+        subprocess.run([sys.executable, "-m", "madvae", "gen", "--input", str(ctx.train_set), "--classifier",
+                        str(ctx.classifier), "--attack", "fgsm", "--preset", "train-0", "--limit", "1",
+                        "--device", dev.type, "--no-progress", "--out", str(out)], check=True, capture_output=True)
+
+    return figure("startup (per job)", rate(one_job, 1, dev, s.repeats), None, None, n=1, batch_size=1,
+                  device=dev, unit="jobs/s", note="python -m madvae gen --limit 1, in a fresh process")
+
+
+def thread_scaling(ctx: Context) -> dict:
+    """The evaluation's forward pass (VAE + MagNet, inference mode) with torch's threads and with one: how much a
+    job gains from its threads, for bench/estimate.py's --cores schedule (1-thread jobs run side by side)."""
+    s, dev = ctx.sizes, ctx.device
+    classifier, _ = load_classifier(ctx.classifier, dev)
+    _, purifier, _ = load_defense(ctx.vae, dev)
+    (x,) = ctx.arrays(ctx.test_set, s.attack, ["x_clean"])
+    batches = [{"x_clean": x[start:start + s.batch]} for start in range(0, len(x), s.batch)]
+
+    def ours():
+        predict_labels(classifier, batches, dev, "x_clean", purifier)
+
+    threads = torch.get_num_threads()
+    many = rate(ours, len(x), dev, s.repeats, warmup=ours)
+    torch.set_num_threads(1)
+    try:
+        one = rate(ours, len(x), dev, s.repeats, warmup=ours)
+    finally:
+        torch.set_num_threads(threads)
+    return figure(f"threads ({threads} vs 1)", many, None, None, n=len(x), batch_size=min(s.batch, len(x)),
+                  device=dev, setting={"one_thread_per_s": one, "speedup": many / one},
+                  note="eval (vae + classifier) forward; the speedup of all threads over one")
+
+
+def clean_set(ctx: Context) -> dict:
+    """`madvae gen --attack none` of mnist-5k's train split (load, split, write the HDF5 set), per image."""
+    s = ctx.sizes
+    outputs = iter(range(1000))
+    count = {}
+
+    def one_set():
+        count["n"] = make_clean_set(ctx.folder / f"clean-{next(outputs)}.h5", dataset="mnist-5k", split="train")["n"]
+
+    one_set()  # also the warm-up: the first load reads the dataset from disk
+    return figure("clean-set", rate(one_set, count["n"], torch.device("cpu"), s.repeats), None, None, n=count["n"],
+                  batch_size=4096, device="cpu", note="mnist-5k train")
 
 
 SECTIONS = {"classifier": classifier_training,
             **{f"vae-{v}": (lambda ctx, v=v: vae_training(ctx, v)) for v in VARIANTS},
             **{name: (lambda ctx, name=name: attack(ctx, name)) for name in ATTACKS},
-            "eval": evaluation, "overpowered": overpowered, "umap": umap_embedding}
-GROUPS = {"vae": [f"vae-{v}" for v in VARIANTS], "attacks": list(ATTACKS), "all": list(SECTIONS)}
+            "eval": evaluation, "overpowered": overpowered, "umap": umap_embedding,
+            **{f"substitute-{a}": (lambda ctx, a=a: classifier_training(ctx, a)) for a in SUBSTITUTES},
+            **{f"adaptive-{name}": (lambda ctx, name=name: adaptive(ctx, name)) for name in ADAPTIVE},
+            "startup": startup, "clean-set": clean_set, "threads": thread_scaling}
+GROUPS = {"vae": [f"vae-{v}" for v in VARIANTS], "attacks": list(ATTACKS),
+          "substitutes": [f"substitute-{a}" for a in SUBSTITUTES], "adaptive": [f"adaptive-{a}" for a in ADAPTIVE],
+          "all": list(SECTIONS)}

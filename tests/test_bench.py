@@ -36,3 +36,21 @@ def test_quick_bench_writes_figures_and_summary(tmp_path):
     assert "| fgsm |" in summary and "MFLOP/image" in summary
     assert "ratio" in done.stdout and "numerics ok" in done.stdout
     assert not list(tmp_path.glob(".*.tmp"))  # both files were renamed into place
+
+
+@pytest.mark.slow
+def test_estimate_only_sections_have_no_reference(tmp_path):
+    """The rates only bench/estimate.py needs: measured on madvae's side, no reference loop, no ratio."""
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--device", "cpu",
+                           "--only", "startup,clean-set,substitute-E,adaptive-bpda", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = {fig["name"]: fig for fig in json.loads(out.read_text())["figures"]}
+    assert list(figures) == ["startup (per job)", "clean-set", "substitute-E-train", "adaptive-bpda (per step)"]
+    assert figures["substitute-E-train"]["ratio"] > 0  # a plain Adam loop is its reference
+    for name in ("startup (per job)", "clean-set", "adaptive-bpda (per step)"):
+        assert figures[name]["ours_images_per_s"] > 0 and figures[name]["reference_images_per_s"] is None
+        assert figures[name]["ratio"] is None
+    assert figures["adaptive-bpda (per step)"]["setting"] == {"nb_iter": 2, "restarts": 1}
+    assert "| startup (per job) |" in out.with_suffix(".md").read_text() and "(no reference)" in done.stdout
