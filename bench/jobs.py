@@ -31,7 +31,7 @@ STEP_OF_RULE = {"clean_set": "data", "classifier": "classifier", "substitute": "
                 "attack_blackbox_paper": "attack", "attack_blackbox_transfer": "attack",
                 "attack_overpowered": "attack", "attack_adaptive": "attack", "embed_overpowered": "attack",
                 "embed_clean": "embed", "embed_attack": "embed", "samples": "report", "curves": "report",
-                "tables": "report", "table_overpowered": "report", "selection": "report", "install_vae": "report",
+                "tables": "report", "tables_paper": "report", "table_overpowered": "report", "selection": "report", "install_vae": "report",
                 "all": None, "table1": None}
 TRANSFER_DEFAULTS = {name: p.default for name, p in inspect.signature(evaluate_blackbox_transfer).parameters.items()
                      if name in ("holdout", "rounds", "substitute_epochs")}
@@ -300,7 +300,8 @@ class _Planner:
             paths = evaluations()
             if paths:
                 needs = [path[len(wf.R) + 1:].removesuffix(".json") for path in paths]
-                finals.append(self.add("tables", f"tables/{table}", needs, []))
+                paper = wf.config.get("report", {}).get("paper") and table in ("whitebox", "blackbox_paper")
+                finals.append(self.add("tables_paper" if paper else "tables", f"tables/{table}", needs, []))
         overpowered = [f"eval/overpowered/{v}" for v in wf.overpowered_variants()]
         if overpowered:
             finals.append(self.add("table_overpowered", "tables/overpowered", overpowered, []))

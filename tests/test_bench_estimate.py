@@ -99,7 +99,9 @@ def test_job_counts_match_snakemakes_dry_run(tmp_path):
     tiny_path = tmp_path / "tiny.yaml"
     tiny_path.write_text(yaml.safe_dump(tiny))
     # the sweep: candidates, validation sets and their evaluations, the selection and the install jobs
-    for name, path in (("tiny", tiny_path), ("sweep", ROOT / "config" / "sweep.yaml")):
+    # mnist: the reproduction's grid (its Tables 1-2 in the tables_paper rule)
+    for name, path in (("tiny", tiny_path), ("sweep", ROOT / "config" / "sweep.yaml"),
+                       ("mnist", ROOT / "config" / "mnist.yaml")):
         counts, _ = dry_run(tmp_path / name, path)
         jobs = workflow_jobs(effective_config(path))
         assert {rule: sum(job.rule == rule for job in jobs) for rule in counts} == counts
