@@ -26,7 +26,7 @@ FULL = "tests/reliability/test_disk_full.py::test_a_really_full_disk_says_no_spa
 # name -> (file, the protecting code, what it becomes without the protection, tests that must then fail)
 MUTATIONS = {
     "temporary, then rename": ("madvae/util.py",
-                               "    remove_stale_temporaries(path)\n    return temp_path_for(path)", "    return path",
+                               "    tmp = temp_path_for(path)\n", "    tmp = path\n",
                                ["tests/reliability/test_sigkill.py::test_nothing_under_the_final_name_until_the_last_byte"]),
     "stale temporaries removed": ("madvae/util.py", "    remove_stale_temporaries(path)\n", "",
                                   ["tests/reliability/test_sigkill.py::test_stale_temporary_of_a_live_writer_is_kept"]),
