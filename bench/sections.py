@@ -42,9 +42,9 @@ ADAPTIVE_STEPS = 2
 
 @dataclass(frozen=True)
 class Sizes:
-    """Images per timed pass of each section. DEFAULT took 23 minutes on 2 CPU cores shared with other work (load
-    average 3-4; the VAE sections 15 of them); QUICK is a smoke run (a few minutes at most), too small for figures
-    worth comparing."""
+    """Images per timed pass of each section. DEFAULT took 9 minutes on 2 idle CPU cores (23 beside other work at
+    load average 3-4, every figure 2-6x slower); QUICK is a smoke run (a few minutes at most), too small for
+    figures worth comparing."""
     batch: int  # images per batch, both sides
     repeats: int  # timed repeats of the cheap sections (median); the slow attacks are timed once
     vae_repeats: int  # rounds of VAE training, ours and the reference in turn (a warm-up + a timed epoch)
