@@ -1,7 +1,6 @@
 """Purify-then-classify evaluation of stored sets: accuracy and agreement, written as a result JSON."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from madvae.errors import MadvaeError
 from madvae.outcomes import OUTCOME_ENCODING, encode_bits
 from madvae.results import RESULT_TYPE, RESULT_VERSION, write_result
 from madvae.store import open_set
-from madvae.util import atomic_output, resolve_device, seed_everything, sha256_file, to_device
+from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
 
 @torch.inference_mode()

@@ -261,9 +261,9 @@ class SetReader:
                 self._fail(f"dataset {name!r} has dtype {ds.dtype}, expected {np.dtype(dtype)}")
             if "min" not in ds.attrs or "max" not in ds.attrs:
                 self._fail(f"dataset {name!r} has no min/max attributes")
-            validate({key: _plain(ds.attrs[key]) for key in ("min", "max")}, DATASET_ATTRIBUTES, self.path,
-                     where=f"{name}.", noun="attribute")
-            low, high = _plain(ds.attrs["min"]), _plain(ds.attrs["max"])
+            declared = {key: _plain(ds.attrs[key]) for key in ("min", "max")}
+            validate(declared, DATASET_ATTRIBUTES, self.path, where=f"{name}.", noun="attribute")
+            low, high = declared["min"], declared["max"]
             bounds = (0, NUM_CLASSES - 1) if name == "y" else (0.0, 1.0)
             if not (bounds[0] <= low <= high <= bounds[1]):
                 self._fail(f"dataset {name!r} declares values in [{low}, {high}], outside {list(bounds)}")

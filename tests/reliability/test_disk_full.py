@@ -26,6 +26,15 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _run_out_of_space(args, reason, **run):
+    """Run `madvae ARGS`; it must exit 2 with the one line `cannot write: REASON` for its --out (last arg)."""
+    done = subprocess.run([sys.executable, "-m", "madvae", *args], capture_output=True, text=True, timeout=300, **run)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -11: no crash at exit
+    out = args[args.index("--out") + 1]
+    assert done.stderr.strip().splitlines() == [f"madvae: error: {out}: cannot write: {reason} (check free space "
+                                                "and permissions; nothing was written)"], done.stderr[-2000:]
+
+
 @pytest.fixture(scope="module")
 def small_train_set(tmp_path_factory):
     path = tmp_path_factory.mktemp("full") / "train.h5"
@@ -43,12 +52,7 @@ def test_full_disk_gives_one_line_and_leaves_nothing(tmp_path, small_train_set, 
     before = _digest(earlier)
     out = tmp_path / "new.out"
     args = [a.format(train=small_train_set) for a in command] + ["--out", str(out)]
-    done = subprocess.run([sys.executable, "-m", "madvae", *args], preexec_fn=_small_disk, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -11: no crash at exit
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0] == (f"madvae: error: {out}: cannot write: File too large (check free "
-                                            "space and permissions; nothing was written)"), done.stderr[-2000:]
+    _run_out_of_space(args, "File too large", preexec_fn=_small_disk)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.h5"]  # no output, no temporary
     assert _digest(earlier) == before
 
@@ -87,9 +91,5 @@ def test_a_really_full_disk_says_no_space_left(full_tmpfs, small_train_set, clea
     out = full_tmpfs / "new.out"
     given = {"train": small_train_set, "test": clean_test_set, "classifier": random_classifier}
     args = [a.format(**given) for a in command] + ["--out", str(out), "--device", "cpu", "--no-progress"]
-    done = subprocess.run([sys.executable, "-m", "madvae", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
-    assert done.stderr.strip().splitlines() == [f"madvae: error: {out}: cannot write: No space left on device "
-                                                "(check free space and permissions; nothing was written)"]
+    _run_out_of_space(args, "No space left on device", env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert sorted(p.name for p in full_tmpfs.iterdir()) == []  # no output, no temporary, no lock file
