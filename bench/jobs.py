@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass, field
 
 from madvae.attacks import resolve_params
-from madvae.attacks.adaptive import resolve_adaptive_params
-from madvae.attacks.overpowered import OVERPOWERED_PRESETS
-from madvae.evaluate_blackbox import QUICK as TRANSFER_QUICK
-from madvae.evaluate_blackbox import evaluate_blackbox_transfer
-from madvae.train import DEFAULT_EPOCHS
+from madvae.attacks import resolve_adaptive_params
+from madvae.attacks import OVERPOWERED_PRESETS
+from madvae.evaluate.blackbox import QUICK as TRANSFER_QUICK
+from madvae.evaluate.blackbox import evaluate_blackbox_transfer
+from madvae.registry import DEFAULT_EPOCHS
 from madvae.train_classifier import ARCH_DEFAULTS, SUBSTITUTE_DEFAULTS
 
 from bench.workflow_config import workflow_names

@@ -2,7 +2,7 @@
 
     python bench/overpowered_scaling.py --models DIR --set CLEAN.h5 [--vae identity vanilla] [--limit 50]
 
-runs madvae.evaluate_overpowered with each lam_scaling on the same first --limit clean digits (quick preset by
+runs madvae.evaluate.overpowered with each lam_scaling on the same first --limit clean digits (quick preset by
 default, batch 5: the original's images per batch; --restarts 20 gives its 100 rows per batch) and prints, per
 purifier and setting, the accuracy, original accuracy, budget fraction, mean L2 and the fraction of (image,
 norm) pairs that met the attack's goal.
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's madvae, not bench/
 
 from madvae.attacks.overpowered import LAM_SCALINGS  # noqa: E402
-from madvae.evaluate_overpowered import evaluate_overpowered  # noqa: E402
+from madvae.evaluate.overpowered import evaluate_overpowered  # noqa: E402
 
 COLUMNS = ("accuracy", "original_accuracy", "budget_fraction", "mean_l2")
 

@@ -17,24 +17,22 @@ import torch
 
 from bench import reference
 from bench.common import check, compare, figure, rate
-from madvae.attacks import resolve_params, run_attack
-from madvae.attacks.adaptive import resolve_adaptive_params, run_adaptive
+from madvae.attacks import (ADAPTIVE_ATTACKS, ATTACKS, resolve_adaptive_params, resolve_params, run_adaptive,
+                            run_attack)
 from madvae.attacks.overpowered import THRESHOLD, noise_seeds, overpowered_attack
 from madvae.checkpoint import load_checkpoint, save_checkpoint
-from madvae.evaluate import load_classifier, load_defense, predict_labels
+from madvae.defense import load_classifier, load_defense, predict_labels
 from madvae.generate import make_adversarial_set, make_clean_set
-from madvae.losses import USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres
+from madvae.losses import LossWeights, init_centres
+from madvae.registry import SUBSTITUTES, USES_CENTRES, USES_CLASSIFIER, VARIANTS
 from madvae.models import DefenseVAE, MagNetClassifier, build, place
 from madvae.store import open_set
-from madvae.train import _load_frozen_classifier, train_step, train_vae
+from madvae.train import train_step, train_vae
 from madvae.train_classifier import ARCH_DEFAULTS, SUBSTITUTE_DEFAULTS, train_classifier
 
-ATTACKS = ("fgsm", "rfgsm", "cw", "mifgsm", "pgd", "single-pixel")
 # train_vae's defaults: Adam lr, the two centre sets' SGD learning rates
 VAE_LR, CENTRE_LRS = 1e-3, {"proximity_centres": 0.5, "distance_centres": 1e-4}
 OVERPOWERED = {"norm": 2.5, "noise_samples": 4}  # one norm of the paper's four, the quick preset's draws
-SUBSTITUTES = ("A", "B", "C", "D", "E")
-ADAPTIVE = ("pgd-e2e", "bpda", "eot")
 # eot as the embedded default runs it against a defense: the quick cut's 2 draws of the 4-sample defense
 ADAPTIVE_EOT = {"eot_samples": 2, "samples": 4}
 ADAPTIVE_STEPS = 2
@@ -189,7 +187,7 @@ def _vae_numerics(ctx: Context, variant: str) -> dict:
         return terms, [*model.state_dict().values(), *centres.values()]
 
     ours_terms, ours_tensors = one_step(
-        train_step, _load_frozen_classifier(ctx.classifier, dev) if uses_classifier else None, True)
+        train_step, load_classifier(ctx.classifier, dev, frozen=True)[0] if uses_classifier else None, True)
 
     def pairs_for(channels_last):
         classifier = ctx.plain(ctx.classifier, MagNetClassifier(), channels_last) if uses_classifier else None
@@ -246,7 +244,7 @@ def attack(ctx: Context, name: str) -> dict:
     called on per-sample DataLoader batches."""
     s, dev = ctx.sizes, ctx.device
     params, n, per_image = _attack_setup(ctx, name)
-    ours_model = _load_frozen_classifier(ctx.classifier, dev)  # as madvae gen: gradients for the input only
+    ours_model = load_classifier(ctx.classifier, dev, frozen=True)[0]  # as madvae gen: gradients for the input only
     ref_model = ctx.plain(ctx.classifier, MagNetClassifier())
     # numerics: the same images and the same seed (R-FGSM's noise, PGD's random start, the pixel order)
     x, y = ctx.tensors(ctx.test_set, max(2, s.pixel // 4) if name == "single-pixel" else s.numerics,
@@ -373,17 +371,17 @@ def umap_embedding(ctx: Context) -> dict:
     Always on the CPU (umap-learn has no GPU path)."""
     import umap
 
-    from madvae.embed import _umap
+    from madvae.embed import umap_coordinates
 
     (x,) = ctx.arrays(ctx.train_set, ctx.sizes.umap, ["x_clean"])
     x = x.reshape(len(x), -1)
     started = time.perf_counter()
-    _umap(x[:100], 42)  # numba compiles UMAP's kernels once per process (about 20 s): keep it out of the timing
+    umap_coordinates(x[:100], 42)  # numba compiles UMAP's kernels once per process (about 20 s): keep it out of the timing
     first_call = time.perf_counter() - started  # what each embed job pays once (bench/estimate.py)
     out = {}
 
     def ours():
-        out["ours"] = _umap(x, 42)
+        out["ours"] = umap_coordinates(x, 42)
 
     def ref():
         with warnings.catch_warnings():  # umap warns that random_state forces one thread
@@ -484,8 +482,8 @@ SECTIONS = {"classifier": classifier_training,
             **{name: (lambda ctx, name=name: attack(ctx, name)) for name in ATTACKS},
             "eval": evaluation, "overpowered": overpowered, "umap": umap_embedding,
             **{f"substitute-{a}": (lambda ctx, a=a: classifier_training(ctx, a)) for a in SUBSTITUTES},
-            **{f"adaptive-{name}": (lambda ctx, name=name: adaptive(ctx, name)) for name in ADAPTIVE},
+            **{f"adaptive-{name}": (lambda ctx, name=name: adaptive(ctx, name)) for name in ADAPTIVE_ATTACKS},
             "startup": startup, "clean-set": clean_set, "threads": thread_scaling}
 GROUPS = {"vae": [f"vae-{v}" for v in VARIANTS], "attacks": list(ATTACKS),
-          "substitutes": [f"substitute-{a}" for a in SUBSTITUTES], "adaptive": [f"adaptive-{a}" for a in ADAPTIVE],
+          "substitutes": [f"substitute-{a}" for a in SUBSTITUTES], "adaptive": [f"adaptive-{a}" for a in ADAPTIVE_ATTACKS],
           "all": list(SECTIONS)}

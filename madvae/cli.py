@@ -12,35 +12,28 @@ from typing import Annotated, Optional
 import typer
 
 from madvae import __version__
+from madvae.attacks import ATTACKS, OVERPOWERED_PRESETS
+from madvae.data import SOURCES
 from madvae.errors import Interrupted, MadvaeError
+from madvae.evaluate import EMBED_OVERPOWERED_PARAMS, MODES, Request, evaluate, typed_params
+from madvae.registry import CLASSIFIERS, SUBSTITUTES, VARIANTS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Train, attack and compare Defense-VAE / MAD-VAE purification defenses.")
 
 
-class Arch(str, Enum):
-    magnet = "magnet"
-    A = "A"
-    B = "B"
-    C = "C"
-    D = "D"
-    E = "E"
+def choices(name: str, values) -> type[Enum]:
+    """A CLI choice type of a registry's names (a member per name, "-" read as "_": ``AttackName.single_pixel``)."""
+    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
 
 
-class AttackName(str, Enum):
-    none = "none"
-    fgsm = "fgsm"
-    rfgsm = "rfgsm"
-    cw = "cw"
-    mifgsm = "mifgsm"
-    pgd = "pgd"
-    single_pixel = "single-pixel"
-
-
-class Dataset(str, Enum):
-    mnist_5k = "mnist-5k"
-    mnist = "mnist"
-    fashion_mnist = "fashion-mnist"
+Arch = choices("Arch", CLASSIFIERS)
+SubstituteArch = choices("SubstituteArch", SUBSTITUTES)
+AttackName = choices("AttackName", ["none", *ATTACKS])
+Dataset = choices("Dataset", SOURCES)
+LossVariant = choices("LossVariant", VARIANTS)
+OverpoweredPreset = choices("OverpoweredPreset", OVERPOWERED_PRESETS)
+AttackMode = choices("AttackMode", MODES)  # madvae.evaluate.MODES: its modules are imported when one runs
 
 
 class Split(str, Enum):
@@ -190,14 +183,6 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
-class LossVariant(str, Enum):
-    vanilla = "vanilla"
-    classification = "classification"
-    proximity_distance = "proximity-distance"
-    combined = "combined"
-    identity = "identity"
-
-
 @app.command()
 @fail_cleanly
 def train(
@@ -238,44 +223,7 @@ def train(
                f"{last['epoch']} epochs, final loss {last['total']:.4f} (logs {info['log']}, {info['steps_log']})")
 
 
-# --- attack (issue 3: madvae/evaluate.py; issue 5: evaluate_blackbox/overpowered/adaptive.py) ---
-
-
-class AttackMode(str, Enum):
-    stored = "stored"
-    pgd_e2e = "pgd-e2e"
-    bpda = "bpda"
-    eot = "eot"
-    blackbox_paper = "blackbox-paper"
-    blackbox_transfer = "blackbox-transfer"
-    overpowered = "overpowered"
-
-
-def _floats(text: str) -> list[float]:
-    return [float(part) for part in text.split(",") if part]
-
-
-# typed --param names of the modes that take them here (the adaptive attacks validate their own)
-MODE_PARAMS = {
-    "blackbox-paper": {"eps": float},
-    "blackbox-transfer": {"eps": float, "holdout": int, "rounds": int, "lam": float, "substitute_epochs": int},
-    "overpowered": {"norms": _floats, "restarts": int, "steps": int, "noise_samples": int},
-}
-
-
-def _mode_params(mode: str, items: list[str]) -> dict:
-    known = MODE_PARAMS.get(mode, {})
-    parsed = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in known:
-            names = ", ".join(known) or "none"
-            raise MadvaeError(f"--param {item!r} does not apply to --mode {mode}", hint=f"known: {names}")
-        try:
-            parsed[key] = known[key](raw)
-        except ValueError:
-            raise MadvaeError(f"--param {item!r}: {raw!r} is not a valid {key}") from None
-    return parsed
+# --- attack (madvae/evaluate/: one module per mode) ---
 
 
 @app.command()
@@ -294,9 +242,12 @@ def attack(
     = None,
     quick: Annotated[bool, typer.Option(help="CPU-sized settings of the adaptive attacks and the transfer "
                                              "substitute (recorded in the result).")] = False,
-    preset: Annotated[str, typer.Option(help="overpowered: quick (CPU) or paper.")] = "quick",
+    preset: Annotated[OverpoweredPreset, typer.Option(help="overpowered: the attack's settings (madvae.attacks."
+                                                           "OVERPOWERED_PRESETS): quick, cpu or paper.")]
+    = OverpoweredPreset.quick,
     substitute: Annotated[Optional[Path], typer.Option(help="blackbox-paper: substitute checkpoint (A-E).")] = None,
-    substitute_arch: Annotated[str, typer.Option(help="blackbox-transfer: substitute architecture A-E.")] = "A",
+    substitute_arch: Annotated[SubstituteArch, typer.Option(help="blackbox-transfer: substitute architecture.")]
+    = SubstituteArch.A,
     figure: Annotated[Optional[Path], typer.Option(help="overpowered: also write a Figure-7-like PNG.")] = None,
     defense_name: Annotated[Optional[str], typer.Option(help="Name in tables (default: the VAE's loss).")] = None,
     samples: Annotated[int, typer.Option(min=0, help="0: decode the posterior mean; K: average K decodings.")] = 0,
@@ -309,44 +260,10 @@ def attack(
 
     refuse_output_over_inputs({"--out": out, "--figure": figure},
                               {"--set": set_path, "--classifier": classifier, "--vae": vae, "--substitute": substitute})
-    mode_name, params = mode.value, param or []
-    common = {"device": device.value, "limit": limit, "seed": seed, "progress": progress}
-    if mode_name != "blackbox-paper" and classifier is None:
-        raise MadvaeError(f"--mode {mode_name} needs --classifier")
-    if mode_name == "stored":
-        from madvae.evaluate import evaluate_set
-
-        if params:
-            raise MadvaeError("--param does not apply to --mode stored (the set holds its attack)")
-        result = evaluate_set(set_path, classifier, out, vae_path=vae, defense_name=defense_name, samples=samples,
-                              batch_size=batch_size or 500, **common)
-    elif mode_name in ("pgd-e2e", "bpda", "eot"):
-        from madvae.evaluate_adaptive import evaluate_adaptive
-
-        result = evaluate_adaptive(set_path, classifier, out, attack=mode_name, vae_path=vae,
-                                   defense_name=defense_name, params=params, quick=quick, samples=samples,
-                                   batch_size=batch_size or 250, **common)
-    elif mode_name == "blackbox-paper":
-        from madvae.evaluate_blackbox import evaluate_blackbox_paper
-
-        if substitute is None:
-            raise MadvaeError("--mode blackbox-paper needs --substitute (a classifier checkpoint of arch A-E)")
-        result = evaluate_blackbox_paper(set_path, substitute, out, vae_path=vae, defense_name=defense_name,
-                                         batch_size=batch_size or 500, **_mode_params(mode_name, params), **common)
-    elif mode_name == "blackbox-transfer":
-        from madvae.evaluate_blackbox import evaluate_blackbox_transfer
-
-        result = evaluate_blackbox_transfer(set_path, classifier, out, vae_path=vae, defense_name=defense_name,
-                                            substitute_arch=substitute_arch, quick=quick, batch_size=batch_size or 500,
-                                            **_mode_params(mode_name, params), **common)
-    else:
-        from madvae.evaluate_overpowered import evaluate_overpowered
-
-        if vae is None:
-            raise MadvaeError("--mode overpowered attacks a VAE's latent space: give --vae")
-        result = evaluate_overpowered(set_path, classifier, out, vae_path=vae, defense_name=defense_name,
-                                      preset=preset, figure=figure, batch_size=batch_size or 100,
-                                      **_mode_params(mode_name, params), **common)
+    result = evaluate(mode.value, Request(
+        set_path, out, classifier=classifier, vae=vae, params=param or [], quick=quick, preset=preset.value,
+        substitute=substitute, substitute_arch=substitute_arch.value, figure=figure, defense_name=defense_name,
+        samples=samples, batch_size=batch_size, device=device.value, limit=limit, seed=seed, progress=progress))
     transfer = (" (transfer: the set was crafted on another classifier, source_classifier_sha256)"
                 if result.get("transfer") else "")
     typer.echo(f"{out}: {result['kind']} {result['attack']} n={result['n']} defense={result['defense']['name']}"
@@ -374,12 +291,6 @@ class EmbedSpace(str, Enum):
     output = "output"
     overpowered_latent = "overpowered-latent"
     overpowered_output = "overpowered-output"
-
-
-class OverpoweredPreset(str, Enum):  # madvae.attacks.overpowered.OVERPOWERED_PRESETS (a test keeps them equal)
-    quick = "quick"
-    cpu = "cpu"
-    paper = "paper"
 
 
 class EmbedColour(str, Enum):
@@ -434,7 +345,7 @@ def embed(
     panels, each --width wide."""
     from madvae.embed import embed_figures, plan_figures
 
-    overpowered = _embed_overrides(param or [])
+    overpowered = typed_params("madvae embed", param or [], EMBED_OVERPOWERED_PARAMS, hint=" (the norm is --norm)")
     if norm is not None:
         overpowered["norm"] = norm
     if preset is not None:
@@ -448,21 +359,6 @@ def embed(
                     "its L2 budget" if "norm" in info else "")
         typer.echo(f"{info['png']}: UMAP of {info['n']} {info['space']}-space samples ({info['field']}, defense "
                    f"{info['defense']}{attacked}, coloured by {info['colour']} label); coordinates in {info['csv']}")
-
-
-def _embed_overrides(items: list[str]) -> dict:
-    """--param of madvae embed: the Overpowered Attack's whole-number settings (its one norm is --norm)."""
-    parsed = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in ("restarts", "steps", "noise_samples"):
-            raise MadvaeError(f"--param {item!r} does not apply to madvae embed",
-                              hint="known: restarts, steps, noise_samples (the norm is --norm)")
-        try:
-            parsed[key] = int(raw)
-        except ValueError:
-            raise MadvaeError(f"--param {item!r}: {raw!r} is not a whole number") from None
-    return parsed
 
 
 # --- report (issue 3: madvae/report.py) ---

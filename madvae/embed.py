@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
-from madvae.evaluate_overpowered import attack_latents, overpowered_params
+from madvae.evaluate.overpowered import attack_latents, overpowered_params
 from madvae.store import NUM_CLASSES, open_set
 from madvae.util import atomic_output, named_paths, resolve_device
 
@@ -130,7 +130,7 @@ def embed_figures(set_path, figures: list[Figure], *, field: str | None = None, 
             continue
         features, predicted = _features(images, figure.space, vae, classifier, dev)
         labels = predicted if colour == "predicted" else true_labels
-        coords = _umap(features, seed)
+        coords = umap_coordinates(features, seed)
         csv_path, png_path = Path(figure.prefix + ".csv"), Path(figure.prefix + ".png")
         _write_csv(csv_path, indices, coords, labels)
         title = (f"{info['dataset']} {info['split']}, attack {info['attack']}, defense {defense}\n"
@@ -154,7 +154,7 @@ def _overpowered_figure(figure: Figure, run: dict, indices, true_labels, colour:
     """Figure 5 (overpowered-output) or 6 (overpowered-latent): before and after, one joint UMAP fit."""
     stage = "z" if figure.space == "overpowered-latent" else "output"
     before, after = (run[f"{stage}_{when}"].reshape(len(indices), -1) for when in ("before", "after"))
-    coords = _umap(np.concatenate([before, after]).astype(np.float32), seed)
+    coords = umap_coordinates(np.concatenate([before, after]).astype(np.float32), seed)
     if colour == "predicted":
         labels = (run["predicted_before"], run["predicted_after"])
         colour_text = f"the defended prediction ({classifier_arch} after the VAE)"
@@ -246,7 +246,7 @@ def _features(images: np.ndarray, space: str, vae, classifier, device):
     return np.concatenate(features), (np.concatenate(predicted) if predicted else None)
 
 
-def _umap(features: np.ndarray, seed: int) -> np.ndarray:
+def umap_coordinates(features: np.ndarray, seed: int) -> np.ndarray:
     import umap  # slow first import (numba); only this verb needs it
 
     # n_jobs=1: a fixed random_state forces one thread anyway, and saying so silences umap's warning

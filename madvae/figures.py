@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from madvae.errors import MadvaeError
-from madvae.evaluate import load_classifier, load_defense
+from madvae.defense import load_classifier, load_defense
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device
 

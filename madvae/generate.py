@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from madvae.attacks import get_attack, resolve_params, run_attack
 from madvae.attacks.whitebox import ADVERTORCH_VERSION
-from madvae.checkpoint import load_checkpoint
+from madvae.defense import load_classifier
 from madvae.data import SPLIT_PROVENANCE, describe_split, load_source
 from madvae.errors import MadvaeError
 from madvae.store import SetWriter, open_set
@@ -57,10 +57,7 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
     if limit is not None and limit < 1:
         raise MadvaeError("--limit must be at least 1")
     dev = resolve_device(device)
-    checkpoint = load_checkpoint(classifier_path, expect_kind="classifier")
-    model = checkpoint.build_model(dev)
-    for parameter in model.parameters():  # gradients are wanted for the input only
-        parameter.requires_grad_(False)
+    model, checkpoint = load_classifier(classifier_path, dev, frozen=True)  # gradients for the input only
     source = open_set(input_path)
     if source.has_adv:
         raise MadvaeError("input must be a clean set (attack 'none'); this one is already adversarial", input_path)

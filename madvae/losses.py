@@ -19,9 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-VARIANTS = ("vanilla", "classification", "proximity-distance", "combined", "identity")
-USES_CLASSIFIER = ("classification", "combined")
-USES_CENTRES = ("proximity-distance", "combined")
+from madvae.registry import USES_CENTRES, USES_CLASSIFIER, VARIANTS
+
 NUM_CLASSES = 10
 TERMS = ("reconstruction", "kl", "classification", "proximity", "distance", "total")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from madvae.registry import ARCHITECTURES
+
 LATENT_DIM = 128
 
 
@@ -131,15 +133,6 @@ class _Wrapped(nn.Module):
         return self.net(x)
 
 
-CLASSIFIERS = {
-    "magnet": MagNetClassifier,
-    "A": lambda: _Wrapped(substitute_a()),
-    "B": lambda: _Wrapped(substitute_b()),
-    "C": lambda: _Wrapped(substitute_c()),
-    "D": lambda: _Wrapped(substitute_d()),
-    "E": lambda: _Wrapped(substitute_e()),
-}
-GENERATORS = {"defense-vae": DefenseVAE}
 
 
 def place(model: nn.Module, device) -> nn.Module:
@@ -149,9 +142,12 @@ def place(model: nn.Module, device) -> nn.Module:
 
 
 def build(kind: str, arch: str) -> nn.Module:
-    registry = CLASSIFIERS if kind == "classifier" else GENERATORS
-    if arch not in registry:
+    """A fresh model of a registered architecture (madvae.registry.ARCHITECTURES) of ``kind``."""
+    known = [name for name, spec in ARCHITECTURES.items() if spec.kind == kind]
+    if arch not in known:
         from madvae.errors import MadvaeError
 
-        raise MadvaeError(f"unknown {kind} architecture {arch!r}", hint=f"choose one of {', '.join(registry)}")
-    return registry[arch]()
+        raise MadvaeError(f"unknown {kind} architecture {arch!r}", hint=f"choose one of {', '.join(known)}")
+    spec = ARCHITECTURES[arch]
+    model = globals()[spec.builder]()
+    return _Wrapped(model) if spec.substitute else model

@@ -17,6 +17,28 @@ OUTCOME_ENCODING = "bits-hex"
 METRIC_BITS = {"accuracy": "correct", "agreement": "agree"}
 
 
+def metrics(predictions: np.ndarray, labels: np.ndarray, clean_predictions: np.ndarray) -> dict:
+    """accuracy: against the true label. agreement: against the classifier's prediction on the clean image
+    (what the original MAD-VAE code reported as accuracy)."""
+    return {"accuracy": float((predictions == labels).mean()),
+            "agreement": float((predictions == clean_predictions).mean())}
+
+
+def images_of(reader, set_sha256: str) -> dict:
+    """Which images the rows of a result are: the first n of a clean set, named by its SHA-256. An adversarial
+    set holds the first n images of the clean set it was crafted from (madvae gen --limit keeps the first N)."""
+    source = reader.provenance.get("input_set_sha256") if reader.has_adv else set_sha256
+    return {"clean_set_sha256": source or set_sha256, "start": 0}
+
+
+def per_image_outcomes(predicted: dict, labels: np.ndarray, clean: np.ndarray, images: dict) -> dict:
+    """The result's per-image record (docs/format.md, "Per-image outcomes"): for each metric group, whether each
+    image was classified as its true label (``correct``) and as the clean image (``agree``), as bit strings."""
+    return {"encoding": OUTCOME_ENCODING, "images": {**images, "count": int(len(labels))},
+            "correct": {key: encode_bits(values == labels) for key, values in predicted.items()},
+            "agree": {key: encode_bits(values == clean) for key, values in predicted.items()}}
+
+
 def encode_bits(values) -> str:
     return np.packbits(np.asarray(values, dtype=bool)).tobytes().hex()
 

@@ -6,18 +6,20 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from madvae.attacks import ADAPTIVE_ATTACKS, ATTACKS
 from madvae.errors import MadvaeError
 from madvae.outcomes import defense_label, worst_case_rows
+from madvae.registry import SUBSTITUTES, VARIANTS
 from madvae.results import load_result
 from madvae.table_notes import (attack_settings_note, classifier_note, defense_notes, preset_name, same_settings,
                                 settings_label)
 from madvae.util import atomic_output
 
-ATTACK_ROWS = {"fgsm": "FGSM", "rfgsm": "Rand-FGSM", "cw": "CW", "mifgsm": "MI-FGSM", "pgd": "PGD",
-               "single-pixel": "Single Pixel"}
-ADAPTIVE_ROWS = {"pgd-e2e": "PGD end-to-end", "bpda": "BPDA", "eot": "EOT"}
+ATTACK_ROWS = {name: spec.label for name, spec in ATTACKS.items()}
+ADAPTIVE_ROWS = {name: spec.label for name, spec in ADAPTIVE_ATTACKS.items()}
+SUBSTITUTE_ROWS = {name: name for name in SUBSTITUTES}
 CLEAN_ROW = "No attack (clean digits)"
-DEFENSE_ORDER = ("vanilla", "classification", "proximity-distance", "combined", "identity")
+DEFENSE_ORDER = VARIANTS
 BASE_COLUMNS = ("No Attack", "No Defense")
 METRICS = {"accuracy": "Accuracy against the true label",
            "agreement": "Agreement with the classifier's prediction on the clean image (the original code's metric)"}
@@ -30,12 +32,12 @@ ROW_KINDS = {
                  "note": "The attacks target the classifier alone (defense-unaware); a defense column classifies "
                          "the VAE's output for the adversarial image, No Attack the clean image without defense."},
     "blackbox-paper": {"title": "Black-box results, paper mode (white-box on the substitute)",
-                       "row_header": "Substitute", "rows": {a: a for a in "ABCDE"},
+                       "row_header": "Substitute", "rows": SUBSTITUTE_ROWS,
                        "row_of": lambda r: r.get("substitute"), "per_defense_sets": False,
                        "note": "As the original code's Table 2: FGSM crafted on substitute X, purified by the VAE and "
                                "classified by the same X. This is a white-box attack on X, not a black-box one."},
     "blackbox-transfer": {"title": "Black-box results, transfer mode", "row_header": "Substitute",
-                          "rows": {a: a for a in "ABCDE"}, "row_of": lambda r: r.get("substitute"),
+                          "rows": SUBSTITUTE_ROWS, "row_of": lambda r: r.get("substitute"),
                           "per_defense_sets": True,
                           "note": "A real black-box attack: a substitute of this architecture is trained on labels "
                                   "queried from the target (classifier behind the defense) with Jacobian "

@@ -5,12 +5,45 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from madvae import __version__
 from madvae.errors import MadvaeError
 from madvae.schemas import RESULT, validate
-from madvae.util import atomic_output, read_json_file
+from madvae.util import atomic_output, read_json_file, sha256_file
 
 RESULT_TYPE = "madvae.result"
 RESULT_VERSION = "1.0"
+
+
+def vae_training(checkpoint) -> dict:
+    """What the purifier's training was, as the tables need it to say so (madvae.report.settings_notes)."""
+    config, meta = checkpoint.config, checkpoint.meta
+    sets = [{key: entry.get(key) for key in ("attack", "preset", "quick", "n")} | {"name": Path(entry["path"]).stem}
+            for entry in meta.get("training_sets", []) if isinstance(entry, dict) and "path" in entry]
+    return {"loss": config.get("loss"), "epochs": config.get("epochs"), "batch_size": config.get("batch_size"),
+            "n_train": meta.get("n_train"), "pairs_per_epoch": meta.get("pairs_per_epoch"),
+            "pairs_seen": meta.get("pairs_seen"), "sets": sets}
+
+
+def classifier_training(checkpoint) -> dict:
+    """The target (or substitute) classifier's training: epochs and images seen, for the tables' notes."""
+    return {"arch": checkpoint.arch, "epochs": checkpoint.config.get("epochs"),
+            "n_train": checkpoint.meta.get("n_train")}
+
+
+def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_ckpt, defense: dict,
+                  *, attack: str | None = None, params: dict | None = None) -> dict:
+    """The fields every result shares; the caller adds ``metrics`` and anything its kind needs. attack/params
+    default to those stored in the set."""
+    return {
+        "encoding-type": RESULT_TYPE, "encoding-version": RESULT_VERSION, "creator_version": __version__,
+        "kind": kind, "dataset": reader.dataset, "split": reader.split, "n": int(n),
+        "attack": attack if attack is not None else reader.attack,
+        "params": params if params is not None else reader.params,
+        "set": str(set_path), "set_sha256": sha256_file(set_path),
+        "classifier": str(classifier_path), "classifier_sha256": sha256_file(classifier_path),
+        "classifier_arch": classifier_ckpt.arch, "classifier_training": classifier_training(classifier_ckpt),
+        "defense": defense,
+    }
 
 
 def write_result(path, payload: dict) -> Path:

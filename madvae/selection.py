@@ -16,13 +16,14 @@ from pathlib import Path
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
+from madvae.registry import SWEEP_OPTIONS
 from madvae.report import DEFENSE_ORDER, _same, expand_paths, markdown_text
 from madvae.results import load_result
 from madvae.util import atomic_output, read_json_file, sha256_file
 
 SELECTION_TYPE = "madvae.selection"
 SELECTION_VERSION = "1.0"
-OPTIONS = ("alpha", "batch_size", "beta", "epochs", "gamma", "lr", "sigma")  # what a sweep may vary, A-Z
+OPTIONS = SWEEP_OPTIONS  # what a sweep may vary
 CRITERIA = {
     "mean-accuracy": "mean validation accuracy over the validation attacks",
     "min-accuracy": "lowest validation accuracy over the validation attacks (the worst attack)",

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import json
 
-from madvae.attacks import ATTACKS
-from madvae.attacks.adaptive import ADAPTIVE_ATTACKS
-from madvae.attacks.overpowered import OVERPOWERED_PRESETS
+from madvae.attacks import ADAPTIVE_ATTACKS, ATTACKS, OVERPOWERED_PRESETS
 from madvae.errors import MadvaeError
+from madvae.registry import DEFAULT_EPOCHS, SUBSTITUTES
 
 # the original code's training (../shared/reference/original-code.md): epochs per variant at batch 512, and the
 # nine adversarial training sets (FGSM, R-FGSM, CW at the three settings)
-PAPER_VAE_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
+PAPER_VAE_EPOCHS = DEFAULT_EPOCHS
 PAPER_VAE_BATCH = 512
 PAPER_TRAIN_DIGITS = 60_000  # MNIST's training file: identity's pairs
 PAPER_PAIRS = 9 * PAPER_TRAIN_DIGITS  # 3 attacks x 3 settings
-PAPER_TRAINING_GRID = [(attack, f"train-{i}") for attack in ("fgsm", "rfgsm", "cw") for i in range(3)]
-PAPER_CLASSIFIER_EPOCHS = {"magnet": 50, **{arch: 29 for arch in "ABCDE"}}  # MagNet: "up to 50"
+PAPER_TRAINING_GRID = [(attack, preset) for attack, spec in ATTACKS.items() for preset in spec.presets
+                       if preset.startswith("train-")]
+PAPER_CLASSIFIER_EPOCHS = {"magnet": 50, **{arch: 29 for arch in SUBSTITUTES}}  # MagNet: "up to 50"
 TRANSFER_FULL = {"holdout": 150, "rounds": 6, "lam": 0.1, "substitute_epochs": 10}  # Defense-GAN's setting
 # recorded with an attack's parameters but not parameters of the attack itself
 _BOOKKEEPING = {"attack", "preset", "quick", "library", "library_version", "batch_size", "device", "torch_version",
@@ -99,7 +99,7 @@ def substitute_notes(result: dict) -> list[str]:
     training = _dict(result.get("classifier_training"))
     arch, epochs = training.get("arch"), training.get("epochs")
     paper = PAPER_CLASSIFIER_EPOCHS.get(arch) if isinstance(arch, str) else None
-    if arch in tuple("ABCDE") and paper and epochs is not None and epochs != paper:
+    if arch in SUBSTITUTES and paper and epochs is not None and epochs != paper:
         return [f"substitute {arch} trained {epochs} epochs (paper {paper})"]
     return []
 

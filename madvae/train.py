@@ -19,8 +19,10 @@ import torch
 from tqdm import tqdm
 
 from madvae.checkpoint import load_checkpoint, save_atomically, save_checkpoint
+from madvae.defense import load_classifier
 from madvae.errors import Interrupted, MadvaeError
-from madvae.losses import TERMS, USES_CENTRES, USES_CLASSIFIER, VARIANTS, LossWeights, init_centres, total_loss
+from madvae.losses import TERMS, LossWeights, init_centres, total_loss
+from madvae.registry import DEFAULT_EPOCHS, USES_CENTRES, USES_CLASSIFIER, VARIANTS
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
 from madvae.stream import count_samples, epoch_size, shuffled_batches
@@ -28,7 +30,6 @@ from madvae.util import (atomic_output, refuse_output_over_inputs, resolve_devic
                          to_device)
 
 STEPS_PER_EPOCH = 25  # points per epoch on the training curve (fewer when an epoch has fewer batches)
-DEFAULT_EPOCHS = {"vanilla": 5, "classification": 10, "proximity-distance": 5, "combined": 10, "identity": 10}
 RESUME_FORMAT = "madvae.train-resume"
 # fp32: the reference. bf16: autocast of the VAE's forward pass (for GPUs with bfloat16 units; on a CPU without
 # them it is slower). tests/test_precision.py states and checks how far a bf16 run may drift from fp32.
@@ -78,13 +79,6 @@ def steps_log_path_for(out) -> Path:
 def load_vae(path, device="cpu") -> DefenseVAE:
     """A trained purifier in eval mode; any other checkpoint kind fails with one clear line."""
     return load_checkpoint(path, expect_kind="vae", expect_arch="defense-vae").build_model(device)
-
-
-def _load_frozen_classifier(path, device):
-    model = load_checkpoint(path, expect_kind="classifier").build_model(device)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model.eval()
 
 
 def _open_sets(set_paths, loss):
@@ -194,7 +188,7 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     dev = resolve_device(device)
     readers = _open_sets(set_paths, loss)
     try:
-        classifier = _load_frozen_classifier(classifier_path, dev) if classifier_path else None
+        classifier = load_classifier(classifier_path, dev, frozen=True)[0] if classifier_path else None
         config = {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay,
                   "lr_floor": lr_floor, "proximity_lr": proximity_lr, "distance_lr": distance_lr,
                   "centre_lr_decay": centre_lr_decay, "centre_lr_floor": centre_lr_floor, "clip": clip,

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
-from madvae.evaluate import predict_labels
+from madvae.defense import predict_labels
 from madvae.models import build, place
 from madvae.store import open_set
 from madvae.stream import count_samples, shuffled_batches

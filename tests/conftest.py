@@ -10,6 +10,16 @@ from madvae.generate import make_clean_set
 from madvae.models import MagNetClassifier
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_thread")``): tiny models and
+    batches gain nothing from a second thread, and on a busy 2-core machine two threads spin-wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def clean_test_set(tmp_path_factory):
     """The first 64 digits of the mnist-5k test split."""

@@ -1,4 +1,4 @@
-"""Adaptive attacks (madvae.attacks.adaptive) and their evaluation (madvae.evaluate_adaptive).
+"""Adaptive attacks (madvae.attacks.adaptive) and their evaluation (madvae.evaluate.adaptive).
 
 Tiny MLP models stand in for MagNet and the Defense-VAE: the attacks only need encode/decode and a classifier,
 and tiny models train in a second or two, so the sanity checks run on real digits within the test budget."""
@@ -11,14 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
-from madvae.attacks.adaptive import (ADAPTIVE_ATTACKS, bpda_gradient, eot_gradient, mean_decoding,
-                                     resolve_adaptive_params, run_adaptive, sampled_decoding)
+from madvae.attacks import ADAPTIVE_ATTACKS, resolve_adaptive_params, run_adaptive
+from madvae.attacks.adaptive import bpda_gradient, eot_gradient
 from madvae.checkpoint import save_checkpoint
 from madvae.cli import app
 from madvae.data import load_source
 from madvae.errors import MadvaeError
-from madvae.evaluate import make_purifier
-from madvae.evaluate_adaptive import evaluate_adaptive
+from madvae.defense import make_purifier, mean_decoding, sampled_decoding
+from madvae.evaluate.adaptive import evaluate_adaptive
 from madvae.models import DefenseVAE
 from madvae.outcomes import decode_bits
 
@@ -50,13 +50,7 @@ def tiny_classifier():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine two threads spin-wait."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-import madvae.evaluate_blackbox as ebb
+import madvae.evaluate.blackbox as ebb
 from madvae.attacks.blackbox import jacobian_augment, train_substitute
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.errors import MadvaeError
-from madvae.evaluate_blackbox import evaluate_blackbox_paper, evaluate_blackbox_transfer
+from madvae.evaluate.blackbox import evaluate_blackbox_paper, evaluate_blackbox_transfer
 from madvae.models import DefenseVAE, build
 from madvae.store import write_set
 

@@ -4,7 +4,9 @@ import numpy as np
 import torch
 
 from madvae.checkpoint import save_checkpoint
-from madvae.evaluate import evaluate_set, make_purifier, metrics
+from madvae.defense import make_purifier
+from madvae.evaluate.stored import evaluate_set
+from madvae.outcomes import metrics
 from madvae.models import DefenseVAE
 from madvae.store import write_set
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from madvae.errors import MadvaeError
-from madvae.models import CLASSIFIERS, DefenseVAE, build
+from madvae.models import DefenseVAE, build
+from madvae.registry import CLASSIFIERS
 
 
 @pytest.mark.parametrize("arch", sorted(CLASSIFIERS))

@@ -7,26 +7,20 @@ import numpy as np
 import pytest
 import torch
 
-from madvae.attacks.overpowered import (OVERPOWERED_PRESETS, THRESHOLD, _RowAdam, l2_budget, margin, noise_seeds,
+from madvae.attacks import OVERPOWERED_PRESETS
+from madvae.attacks.overpowered import (THRESHOLD, _RowAdam, l2_budget, margin, noise_seeds,
                                         overpowered_attack)
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
-from madvae.evaluate import load_classifier
-from madvae.evaluate_overpowered import evaluate_overpowered, overpowered_metrics
+from madvae.defense import load_classifier
+from madvae.evaluate.overpowered import evaluate_overpowered, overpowered_metrics
 from madvae.models import DefenseVAE
 from madvae.store import open_set
 
 TINY = {"restarts": 2, "steps": 4, "noise_samples": 2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These batches are a few images: one thread runs them several times faster than two, whose
-    synchronisation dominates (by 10x on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def buggy_margin(logits, y):

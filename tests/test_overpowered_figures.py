@@ -22,7 +22,7 @@ from madvae.attacks.overpowered import OPTIMISER_DEFAULTS, l2_budget
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.cli import app
 from madvae.errors import MadvaeError
-from madvae.evaluate_overpowered import attack_latents, overpowered_params
+from madvae.evaluate.overpowered import attack_latents, overpowered_params
 from madvae.models import DefenseVAE, MagNetClassifier
 from madvae.store import open_set
 
@@ -31,13 +31,7 @@ TINY = {"steps": STEPS, "noise_samples": 2}
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A few images per batch: one thread runs them faster than two, whose synchronisation dominates."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

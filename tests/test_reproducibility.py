@@ -38,7 +38,7 @@ threads, seed, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 shared_classifier, mode = sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
 from madvae.checkpoint import load_checkpoint
-from madvae.evaluate import evaluate_set
+from madvae.evaluate.stored import evaluate_set
 from madvae.generate import make_adversarial_set
 from madvae.store import open_set
 from madvae.train import train_vae

@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_PROFILE = ROOT / "cluster" / "slurm" / "profile.yaml"
+REAL_PROFILE = ROOT / "profiles" / "slurm" / "profile.yaml"
 LOCAL_PROFILE = ROOT / "cluster" / "local" / "profile" / "profile.yaml"
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
+TINY = ROOT / ".test" / "config" / "config.yaml"
 STATE = Path(os.environ.get("MADVAE_SLURM_STATE", "/tmp/madvae-slurm"))
 # what the local profile may change: where jobs go and what GPUs they ask for
 PLACEMENT_KEYS = {"slurm_partition", "gpu", "gpu_model", "gres"}
@@ -74,7 +74,7 @@ def test_cluster_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
     profile = _load(REAL_PROFILE)
     # Snakemake silently ignores set-resources for a rule that does not exist: catch typos and renames
     unknown = set(profile["set-resources"]) - set(rules)
-    assert not unknown, f"cluster/slurm/profile.yaml set-resources names no rule of the workflow: {unknown}"
+    assert not unknown, f"profiles/slurm/profile.yaml set-resources names no rule of the workflow: {unknown}"
     gpu_rules = {name for name, body in rules.items() if re.search(r"^\s+gpu=", body, flags=re.M)}
     assert gpu_rules, "no rule declares a gpu resource"
     for name in gpu_rules:
@@ -165,7 +165,7 @@ def test_tiny_workflow_runs_through_slurm(tmp_path):
         assert up.returncode == 0, f"cluster/local/up.sh failed:\n{up.stdout}{up.stderr}"
         results = tmp_path / "results"
         log_path = tmp_path / "snakemake.log"
-        # a copy: every SLURM job re-reads the config files when it starts, so an edit of tests/data/tiny.yaml
+        # a copy: every SLURM job re-reads the config files when it starts, so an edit of .test/config/config.yaml
         # during the run would give the jobs another grid than the one the main process planned
         tiny = tmp_path / "tiny.yaml"
         tiny.write_text(TINY.read_text())

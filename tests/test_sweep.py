@@ -215,7 +215,7 @@ def test_tiny_sweep_end_to_end_keeps_the_sane_setting(tmp_path):
     The answer is known: lr 1e-9 leaves the VAE as initialised and beta 1.0 collapses it to the mean digit, both
     near chance through the classifier (about 0.1), while lr 1e-3 / beta 0.1 reconstructs digits (about 0.35).
     Only the white-box table and the selection are asked for (no figures): a few minutes on 2 cores."""
-    config = load(ROOT / "tests" / "data" / "tiny.yaml")
+    config = load(ROOT / ".test" / "config" / "config.yaml")
     config.update(classifier={"arch": "magnet", "epochs": 2, "batch_size": 8}, vae={"batch_size": 8},
                   variants=[{"loss": "vanilla", "epochs": 1, "lr": [1.0e-3, 1.0e-9], "beta": [0.1, 1.0]}],
                   test_attacks=[{"attack": "fgsm"}], validation={"attacks": [{"attack": "fgsm"}]})

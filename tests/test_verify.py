@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from madvae.checkpoint import save_checkpoint
 from madvae.cli import app
-from madvae.evaluate import evaluate_set
+from madvae.evaluate.stored import evaluate_set
 from madvae.generate import make_adversarial_set, make_clean_set
 from madvae.models import MagNetClassifier
 from madvae.train import train_vae

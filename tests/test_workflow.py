@@ -17,7 +17,7 @@ from test_report_paper import write_grid
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "config" / "config.yaml"
 PAPER = ROOT / "config" / "paper.yaml"
-TINY = ROOT / "tests" / "data" / "tiny.yaml"
+TINY = ROOT / ".test" / "config" / "config.yaml"
 
 
 def snakemake(*args, results, timeout=120):

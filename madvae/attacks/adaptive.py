@@ -7,7 +7,7 @@ pgd-e2e  PGD on the cross-entropy of classifier(VAE(x)), the VAE decoding the po
          defense itself, which is deterministic and differentiable.
 bpda     Backward Pass Differentiable Approximation: the forward pass goes through the real VAE, the backward pass
          treats the VAE as the identity, so the step follows the classifier's gradient at VAE(x).
-eot      Expectation over Transformation against the stochastic defense (``make_purifier(vae, samples=K)``: the
+eot      Expectation over Transformation against the stochastic defense (``madvae.defense.make_purifier(vae, samples=K)``: the
          average of K decodings of sampled latents z = mean + noise * std): each step follows the gradient
          averaged over ``eot_samples`` draws of that defense.
 
@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from madvae.attacks import PARAMETERS, _convert
+from madvae.defense import mean_decoding, sampled_decoding
 from madvae.errors import MadvaeError
 
 
@@ -45,18 +44,6 @@ def _frozen(*models):
             module.train(training)
         for parameter, flag in flags:
             parameter.requires_grad_(flag)
-
-
-def mean_decoding(vae, x):
-    """The paper's test-time defense: decode the posterior mean (the identity when there is no VAE)."""
-    return x if vae is None else vae.decode(vae.encode(x)[0])
-
-
-def sampled_decoding(vae, mean, logvar, samples: int):
-    """The stochastic defense from the encoder's output: the average of ``samples`` decodings of sampled
-    latents, drawn in the same order as ``evaluate.make_purifier(vae, samples)``."""
-    std = torch.exp(0.5 * logvar)
-    return torch.stack([vae.decode(mean + torch.randn_like(std) * std) for _ in range(samples)]).mean(0)
 
 
 def _cross_entropy(classifier, images, y):
@@ -158,62 +145,3 @@ def eot(classifier, vae, x, y, *, eps, nb_iter, eps_iter, restarts, eot_samples,
     with _frozen(classifier, vae):
         return _pgd(gradient, x, y, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, restarts=restarts,
                     on_step=on_step)
-
-
-@dataclass(frozen=True)
-class AdaptiveSpec:
-    function: callable
-    defaults: dict
-    quick: dict  # CPU-sized overrides (see ADAPTIVE_ATTACKS)
-
-
-_PGD = {"eps": 0.3, "nb_iter": 40, "eps_iter": 0.01}  # the PGD test preset of the defense-unaware attacks
-# quick: about a minute of one CPU core per 1,000 mnist-5k images through a DefenseVAE and MagNet, where one
-# gradient step through both costs about 8 CPU-seconds per 1,000 images (BPDA less: no backward pass through the
-# VAE; an EOT draw one more decoder pass). Measured with the evaluation included: pgd-e2e 50 s, bpda 58 s, eot
-# (samples=1) 61 s of CPU time; the defaults cost about 16x (pgd-e2e), 4x (bpda) and 30x (eot) that. Fewer,
-# larger steps: nb_iter * eps_iter still covers more than eps.
-ADAPTIVE_ATTACKS = {
-    "pgd-e2e": AdaptiveSpec(pgd_e2e, {**_PGD, "restarts": 2}, {"nb_iter": 5, "eps_iter": 0.1, "restarts": 1}),
-    "bpda": AdaptiveSpec(bpda, {**_PGD, "restarts": 1}, {"nb_iter": 10, "eps_iter": 0.05}),
-    "eot": AdaptiveSpec(eot, {**_PGD, "restarts": 1, "eot_samples": 8},
-                        {"nb_iter": 4, "eps_iter": 0.1, "eot_samples": 2}),
-}
-# name -> (type, check, allowed); eps 0 is allowed here: the start of an accuracy-versus-eps curve
-_PARAMETERS = {**PARAMETERS, "eps": (float, lambda v: 0 <= v <= 1, "0 <= eps <= 1"),
-               "restarts": (int, lambda v: v >= 1, ">= 1"), "eot_samples": (int, lambda v: v >= 1, ">= 1")}
-
-
-def get_adaptive_attack(name: str) -> AdaptiveSpec:
-    if name not in ADAPTIVE_ATTACKS:
-        raise MadvaeError(f"unknown adaptive attack {name!r}", hint=f"choose one of {', '.join(ADAPTIVE_ATTACKS)}")
-    return ADAPTIVE_ATTACKS[name]
-
-
-def resolve_adaptive_params(attack: str, overrides=None, quick: bool = False) -> dict:
-    """Defaults, then the quick cut, then the user's overrides ("name=value" strings, pairs or a dict), checked."""
-    spec = get_adaptive_attack(attack)
-    params = {**spec.defaults, **(spec.quick if quick else {})}
-    items = overrides.items() if isinstance(overrides, dict) else overrides or []
-    for item in items:
-        if isinstance(item, str):
-            if "=" not in item:
-                raise MadvaeError(f"--param {item!r} is not of the form name=value")
-            item = [part.strip() for part in item.split("=", 1)]
-        name, raw = item
-        if name not in params:
-            raise MadvaeError(f"adaptive attack {attack!r} has no parameter {name!r}",
-                              hint=f"its parameters are {', '.join(sorted(params))}")
-        params[name] = raw
-    for name, value in params.items():
-        kind, check, allowed = _PARAMETERS[name]
-        value = _convert(name, value, kind)
-        if value != value or not check(value):  # value != value: NaN
-            raise MadvaeError(f"parameter {name}={value} is out of range ({allowed})")
-        params[name] = value
-    return params
-
-
-def run_adaptive(attack: str, classifier, vae, x, y, params: dict, **extra):
-    """Craft adversarial examples for the batch ``x`` (left untouched) against classifier(defense(x))."""
-    return get_adaptive_attack(attack).function(classifier, vae, x, y, **params, **extra).detach()

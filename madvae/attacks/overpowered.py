@@ -4,7 +4,7 @@ For each clean image x (label y) it searches a latent z, starting at the encoder
 decoder output) stays within an L2 budget of x while the classifier, fed G(z) plus random noise of a fixed L2
 norm, prefers another class. The noise makes the found image robust to the small change the purifier applies.
 
-Pure tensors: no file I/O. ``madvae.evaluate_overpowered`` reads sets, runs it per norm and writes results.
+Pure tensors: no file I/O. ``madvae.evaluate.overpowered`` reads sets, runs it per norm and writes results.
 """
 from __future__ import annotations
 
@@ -33,23 +33,6 @@ STOPPING = "none"
 # The optimiser settings (the keyword defaults of overpowered_attack; results record them from here): lr, lam_init
 # and lam_lr are the original's.
 OPTIMISER_DEFAULTS = {"lr": 0.05, "lam_init": 1000.0, "lam_lr": 10000.0, "lam_scaling": "per-row"}
-
-OVERPOWERED_PRESETS = {
-    # What the MAD-VAE code ran (Table 3): the first 1,000 test images, one run per robustness norm.
-    "paper": {"n": 1000, "restarts": 20, "steps": 1000, "noise_samples": 100, "norms": (1.0, 2.5, 3.0, 3.5)},
-    # CPU-sized. A step costs the decoder's forward and backward pass per image and restart plus the
-    # classifier's per image, restart and noise draw, about 1 CPU-second for 100 images x 1 restart x 4 draws;
-    # 4 norms x 30 steps is about 2 CPU-minutes (a full run took 208 CPU-s). Cuts: 1 restart (the original's
-    # restarts all start from the same z0 and differ only in their noise draws), 4 noise draws (8 gave the
-    # same defended accuracy at 30 steps), 30 steps, the first 100 images. A weaker attack: on a 5-epoch
-    # identity VAE (mnist-5k, norm 2.5) the defended accuracy was 0.47 / 0.37 / 0.29 after 15 / 30 / 60 steps,
-    # so quick numbers overstate robustness (figures measured with the earlier batch-level early stop).
-    "quick": {"n": 100, "restarts": 1, "steps": 30, "noise_samples": 4, "norms": (1.0, 2.5, 3.0, 3.5)},
-    # A longer CPU run for full-MNIST tables (config/mnist.yaml): 100 steps and 8 draws, about 4x quick's cost
-    # per image; the images are the paper's first 1,000 unless a limit takes fewer.
-    "cpu": {"n": 1000, "restarts": 1, "steps": 100, "noise_samples": 8, "norms": (1.0, 2.5, 3.0, 3.5)},
-}
-
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Carlini-Wagner margin per row: logit of the true class minus the largest logit of any OTHER class.

@@ -72,7 +72,7 @@ MUTATIONS = {
                                "test_train_refuses_non_finite_rates_and_weights[--lr-nan]"]),
     "finite config numbers": ("workflow/rules/common.smk", "    bad = non_finite(config)\n", "    bad = []\n",
                               ["tests/reliability/test_non_finite.py::test_config_with_a_non_finite_number_is_refused"]),
-    "transfer recorded": ("madvae/evaluate.py",
+    "transfer recorded": ("madvae/evaluate/stored.py",
                           '        result["transfer"] = bool(reader.has_adv and source != result["classifier_sha256"])',
                           '        result["transfer"] = False',
                           ["tests/test_evaluate.py::"

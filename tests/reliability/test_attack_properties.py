@@ -20,12 +20,7 @@ SETTINGS = settings(max_examples=12, deadline=None, database=None,
 BOUNDED = sorted(name for name, spec in ATTACKS.items() if spec.bounded_by_eps)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

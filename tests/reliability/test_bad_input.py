@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from madvae import cli
 from madvae.checkpoint import save_checkpoint
-from madvae.evaluate import evaluate_set
+from madvae.evaluate.stored import evaluate_set
 from madvae.models import DefenseVAE, build
 from madvae.store import write_set
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from madvae.checkpoint import save_checkpoint
 from madvae.cli import app
-from madvae.evaluate import evaluate_set
+from madvae.evaluate.stored import evaluate_set
 from madvae.models import DefenseVAE
 from madvae.store import write_set
 

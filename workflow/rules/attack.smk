@@ -1,3 +1,6 @@
+include: "helpers/attack.smk"
+
+
 # White-box evaluations of each stored test set: classifier(VAE(x)) per variant, and the classifier alone.
 
 
@@ -15,12 +18,9 @@ rule attack_defended:
         res("logs/eval/{variant}/{attack}.log"),
     benchmark:
         res("benchmarks/eval/{variant}/{attack}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -42,12 +42,9 @@ rule attack_undefended:
         res("logs/eval/none/{attack}.log"),
     benchmark:
         res("benchmarks/eval/none/{attack}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -69,12 +66,9 @@ rule attack_blackbox_paper:
         res("logs/eval/blackbox-paper/{defense}/{arch}.log"),
     benchmark:
         res("benchmarks/eval/blackbox-paper/{defense}/{arch}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -94,12 +88,9 @@ rule attack_blackbox_transfer:
         res("logs/eval/blackbox-transfer/{defense}/{arch}.log"),
     benchmark:
         res("benchmarks/eval/blackbox-transfer/{defense}/{arch}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -125,12 +116,9 @@ rule attack_overpowered:
         res("logs/eval/overpowered/{variant}.log"),
     benchmark:
         res("benchmarks/eval/overpowered/{variant}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -152,12 +140,9 @@ rule attack_adaptive:
         res("logs/eval/adaptive/{defense}/{adaptive}.log"),
     benchmark:
         res("benchmarks/eval/adaptive/{defense}/{adaptive}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:

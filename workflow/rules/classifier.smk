@@ -1,3 +1,6 @@
+include: "helpers/classifier.smk"
+
+
 rule classifier:
     input:
         train=clean_set("train"),
@@ -11,11 +14,9 @@ rule classifier:
         res("logs/models/classifier.log"),
     benchmark:
         res("benchmarks/models/classifier.tsv")
-    threads: RES["classifier"]["cpus_per_task"]
+    threads: job_threads("classifier")
     resources:
-        mem_mb=RES["classifier"]["mem_mb"],
-        runtime=RES["classifier"]["runtime"],
-        cpus_per_task=RES["classifier"]["cpus_per_task"],
+        **job_resources("classifier"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -37,11 +38,9 @@ rule substitute:
         res("logs/models/substitute_{arch}.log"),
     benchmark:
         res("benchmarks/models/substitute_{arch}.tsv")
-    threads: RES["classifier"]["cpus_per_task"]
+    threads: job_threads("classifier")
     resources:
-        mem_mb=RES["classifier"]["mem_mb"],
-        runtime=RES["classifier"]["runtime"],
-        cpus_per_task=RES["classifier"]["cpus_per_task"],
+        **job_resources("classifier"),
     conda:
         "../envs/madvae.yaml"
     shell:

@@ -8,6 +8,9 @@ import sys
 
 from snakemake.exceptions import WorkflowError
 
+from madvae.attacks import ADAPTIVE_ATTACKS
+from madvae.registry import LOSS_VARIANTS, LOSS_WEIGHTS, SUBSTITUTES, SWEEP_OPTIONS, USES_CLASSIFIER
+
 # the rules call `madvae`: find the one installed beside the Python running Snakemake, even when its
 # environment is not activated (`.venv/bin/snakemake`, `make workflow`, SLURM job steps)
 os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
@@ -16,10 +19,23 @@ R = config["results_dir"]
 DATASET = config["dataset"]["name"]
 DEVICE = config["device"]
 RES = config["resources"]
-USES_CLASSIFIER = ("classification", "combined")
 ROW_TABLE_FILES = ("{name}_accuracy.csv", "{name}_agreement.csv", "{name}.md")
 # evaluation folders beside eval/<variant>/: a variant of one of these names would share its paths
 RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive", "sweep")
+
+
+GPU_JOBS = ("gen", "train", "attack")  # the job kinds that get config resources.gpu GPUs
+
+
+def job_threads(kind):
+    return RES[kind]["cpus_per_task"]
+
+
+def job_resources(kind):
+    """A rule's resources (config resources.<kind>; the site's partitions and accounts live in the profile)."""
+    spec = RES[kind]
+    found = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "cpus_per_task": spec["cpus_per_task"]}
+    return {**found, "gpu": RES["gpu"]} if kind in GPU_JOBS else found
 
 
 def res(path):
@@ -122,10 +138,8 @@ def name_regex(names):
 
 # --- sweeps: a list for a training option trains one candidate per combination (rules/sweep.smk) ---
 
-SWEEP_OPTIONS = ("alpha", "batch_size", "beta", "epochs", "gamma", "lr", "sigma")  # A-Z, as madvae.selection
 # weights a loss never reads: a list of one would train identical models, so it sweeps nothing there
-UNUSED_WEIGHTS = {"vanilla": ("alpha", "sigma", "gamma"), "identity": ("alpha", "sigma", "gamma"),
-                  "classification": ("alpha", "sigma"), "proximity-distance": ("gamma",), "combined": ()}
+UNUSED_WEIGHTS = {name: set(LOSS_WEIGHTS) - set(variant.weights) for name, variant in LOSS_VARIANTS.items()}
 
 
 def option_values(name):
@@ -157,29 +171,6 @@ def any_of(names):
     return name_regex(names) or "(?!)"
 
 
-def sweep_candidates(variant, file="vae.pt"):
-    """A swept variant's candidate files: file vae.pt, vae.train.csv or vae.steps.csv (madvae train's names)."""
-    return [res(f"models/sweep/{variant}/{combo}/{file}") for combo in SWEEPS[variant]]
-
-
-def val_evaluations():
-    return [res(f"eval/sweep/{v}/{combo}/{attack}.json")
-            for v in SWEEPS for combo in SWEEPS[v] for attack in VAL_ATTACKS]
-
-
-def installed_candidates(wildcards):
-    """The install job's inputs: the selection and every candidate of the variant with its logs (the kept one is
-    known only once the selection has run)."""
-    files = {"selection": res("tables/selection.json")}
-    for key, file in (("vaes", "vae.pt"), ("logs", "vae.train.csv"), ("curves", "vae.steps.csv")):
-        files[key] = sweep_candidates(wildcards.variant, file)
-    return files
-
-
-def val_attack_options(wildcards):
-    return gen_options(VAL_ATTACKS[wildcards.vsetting])
-
-
 # --- targets ---
 
 
@@ -209,22 +200,6 @@ def attack_figures(ext, attack="{attack}"):
     return [res(f"figures/umap/{attack}/{name}.{ext}") for name in attack_figure_names()]
 
 
-def attack_figure_reports():
-    """The PNG outputs of embed_attack, each captioned and labelled for the HTML report."""
-    common = {"category": "UMAP", "subcategory": "{attack}"}
-    figures = [report(res("figures/umap/{attack}/input.png"), caption="../report/umap_attack.rst",
-                      labels={"attack": "{attack}", "figure": "input, predicted label"}, **common)]
-    for v in embed_variants():
-        for space in config["embed"]["spaces"]:
-            figures.append(report(res(f"figures/umap/{{attack}}/{v}_{space}.png"), caption="../report/umap_defense.rst",
-                                  labels={"attack": "{attack}", "figure": f"{v} {space}, predicted label"}, **common))
-    return figures
-
-
-def embed_vaes():
-    return [res(f"models/vae_{v}.pt") for v in embed_variants()] if config["embed"]["spaces"] else []
-
-
 def figures():
     paths = [res("figures/umap/clean_input.png")]
     for attack in config["embed"]["attacks"]:
@@ -233,14 +208,6 @@ def figures():
         paths += [res(f"figures/samples/{attack}.png") for attack in TEST_ATTACKS]
         paths.append(res("figures/training_curves.png"))
     return paths
-
-
-def all_vaes():
-    return [res(f"models/vae_{v}.pt") for v in VARIANTS]
-
-
-def all_training_logs():
-    return [res(f"models/vae_{v}.steps.csv") for v in VARIANTS]
 
 
 def overpowered_variants():
@@ -269,14 +236,6 @@ ROW_TABLES = {
 }
 
 
-def table_evaluations(wildcards):
-    return ROW_TABLES[wildcards.table][1]()
-
-
-def table_kind(wildcards):
-    return ROW_TABLES[wildcards.table][0]
-
-
 def final_outputs():
     outputs = []
     for name, (_, evaluations_of) in ROW_TABLES.items():
@@ -297,114 +256,6 @@ def options(*items):
     return shlex.join(str(item) for item in items)
 
 
-def clean_options(wildcards):
-    source = config["dataset"]
-    items = []
-    if source["root"]:
-        items += ["--root", source["root"]]
-    if source["download"]:
-        items.append("--download")
-    if source["limit"][wildcards.split]:
-        items += ["--limit", source["limit"][wildcards.split]]
-    return options(*items)
-
-
-def classifier_options(wildcards):
-    model = config["classifier"]
-    items = ["--arch", model["arch"], "--epochs", model["epochs"], "--lr", model["lr"]]
-    if model["batch_size"]:
-        items += ["--batch-size", model["batch_size"]]
-    return options(*items)
-
-
-def gen_options(entry):
-    items = ["--attack", entry["attack"], "--preset", entry["preset"], "--batch-size", config["gen"]["batch_size"]]
-    for param in entry["params"]:
-        items += ["--param", param]
-    if entry["quick"]:
-        items.append("--quick")
-    if entry["limit"]:
-        items += ["--limit", entry["limit"]]
-    return options(*items)
-
-
-def train_attack_options(wildcards):
-    return gen_options(TRAIN_ATTACKS[wildcards.setting])
-
-
-def test_attack_options(wildcards):
-    return gen_options(TEST_ATTACKS[wildcards.attack])
-
-
-def vae_input(wildcards):
-    """identity learns x_clean -> x_clean from the clean set; the others learn from every adversarial set."""
-    loss = VARIANTS[wildcards.variant]["loss"]
-    inputs = {"sets": [clean_set("train")] if loss == "identity" else train_sets()}
-    if loss in USES_CLASSIFIER:
-        inputs["classifier"] = res("models/classifier.pt")
-    return inputs
-
-
-def vae_options(wildcards, input):
-    """A plain variant's options (the first of any list it does not sweep), or a sweep candidate's."""
-    values = {key: listed[0] for key, listed in option_values(wildcards.variant).items()}
-    values.update(SWEEPS.get(wildcards.variant, {}).get(getattr(wildcards, "combo", None), {}))
-    items = ["--loss", VARIANTS[wildcards.variant]["loss"]]
-    if values["epochs"]:
-        items += ["--epochs", values["epochs"]]
-    for key in ("batch_size", "lr", "alpha", "sigma", "beta", "gamma"):
-        items += [f"--{key.replace('_', '-')}", values[key]]
-    per_epoch = VARIANTS[wildcards.variant].get("pairs_per_epoch", config["vae"].get("pairs_per_epoch"))
-    if per_epoch:
-        items += ["--pairs-per-epoch", per_epoch]
-    if "classifier" in input.keys():
-        items += ["--classifier", input.classifier]
-    return options(*items)
-
-
-def evaluate_options(wildcards):
-    return options("--batch-size", config["evaluate"]["batch_size"], "--samples", config["evaluate"]["samples"])
-
-
-def defended_input(wildcards):
-    """The clean test set attacked on the fly, the target classifier, and the purifier unless defense none."""
-    inputs = {"set": clean_set("test"), "classifier": res("models/classifier.pt")}
-    if wildcards.defense != "none":
-        inputs["vae"] = res(f"models/vae_{wildcards.defense}.pt")
-    return inputs
-
-
-def blackbox_paper_input(wildcards):
-    inputs = defended_input(wildcards)
-    del inputs["classifier"]  # the substitute is both the attacked and the classifying model
-    inputs["substitute"] = res(f"models/substitute_{wildcards.arch}.pt")
-    return inputs
-
-
-def defense_items(wildcards, input):
-    return [] if wildcards.defense == "none" else ["--vae", input.vae, "--defense-name", wildcards.defense]
-
-
-def param_items(params):
-    return [item for param in params for item in ("--param", param)]
-
-
-def limit_items(limit):
-    return ["--limit", limit] if limit else []
-
-
-def blackbox_options(wildcards, input):
-    items = defense_items(wildcards, input) + ["--param", f"eps={BLACKBOX['eps']}"]
-    if "substitute" not in input.keys():  # transfer mode
-        items += param_items(BLACKBOX["transfer_params"]) + (["--quick"] if BLACKBOX["quick"] else [])
-    return options(*items, *limit_items(BLACKBOX.get("limit")))
-
-
-def overpowered_options(wildcards):
-    return options("--preset", OVERPOWERED["preset"], *param_items(OVERPOWERED["params"]),
-                   *limit_items(OVERPOWERED.get("limit")))
-
-
 # --- Overpowered clustering figures (paper Figures 5 and 6): one embed_overpowered job per variant ---
 
 OVERPOWERED_SPACES = ("latent", "output")
@@ -420,65 +271,3 @@ def overpowered_figures(ext, variant="{variant}"):
     return [res(f"figures/umap/{variant}_overpowered-{space}.{ext}") for space in OVERPOWERED_SPACES]
 
 
-def overpowered_figure_reports():
-    return [report(path, caption="../report/umap_overpowered.rst", category="UMAP", subcategory="overpowered",
-                   labels={"attack": "overpowered", "figure": f"{{variant}} {space}, before / after, true label"})
-            for path, space in zip(overpowered_figures("png"), OVERPOWERED_SPACES)]
-
-
-def overpowered_figure_options(wildcards):
-    """Table 3's preset and params at the one figure norm (its norms list does not apply), embed's figure size."""
-    embed = config["embed"]
-    params = [param for param in OVERPOWERED["params"] if not param.startswith("norms=")]
-    return options("--norm", OVERPOWERED["figure_norm"], "--preset", OVERPOWERED["preset"], *param_items(params),
-                   "--n", OVERPOWERED["figure_n"], "--width", embed["width"], "--height", embed["height"],
-                   "--dpi", embed["dpi"])
-
-
-def adaptive_options(wildcards, input):
-    items = defense_items(wildcards, input) + param_items(ADAPTIVE["params"])
-    if ADAPTIVE["quick"]:
-        items.append("--quick")
-    if wildcards.adaptive == "eot" and wildcards.defense != "none":
-        items += ["--samples", ADAPTIVE["eot_defense_samples"]]  # eot attacks the stochastic defense
-    return options(*items, *limit_items(ADAPTIVE.get("limit")))
-
-
-def embed_options(wildcards):
-    embed = config["embed"]
-    return options("--n", embed["n"], "--width", embed["width"], "--height", embed["height"], "--dpi", embed["dpi"])
-
-
-def embed_prefix(wildcards, output):
-    """madvae embed --out takes a prefix and writes <prefix>.png and <prefix>.csv."""
-    return os.path.splitext(output.png)[0]
-
-
-def embed_out_dir(wildcards, output):
-    return os.path.dirname(output.figures[0])
-
-
-def embed_space_options(wildcards):
-    return options(*[item for space in config["embed"]["spaces"] for item in ("--space", space)])
-
-
-def embed_vae_options(wildcards, input):
-    if not config["embed"]["spaces"]:
-        return ""
-    return options(*[item for v, path in zip(embed_variants(), input.vaes) for item in ("--vae", f"{v}={path}")])
-
-
-def sample_vae_options(wildcards, input):
-    return options(*[item for v, path in zip(VARIANTS, input.vaes) for item in ("--vae", f"{v}={path}")])
-
-
-def named_training_logs(wildcards, input):
-    return options(*[f"{v}={path}" for v, path in zip(VARIANTS, input)])
-
-
-def figure_dir(wildcards, output):
-    return os.path.dirname(output.png)
-
-
-def table_dir(wildcards, output):
-    return os.path.dirname(output.markdown)

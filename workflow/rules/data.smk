@@ -1,3 +1,6 @@
+include: "helpers/data.smk"
+
+
 rule clean_set:
     output:
         res("sets/{dataset}_{split}.h5"),
@@ -7,11 +10,9 @@ rule clean_set:
         res("logs/sets/{dataset}_{split}.log"),
     benchmark:
         res("benchmarks/sets/{dataset}_{split}.tsv")
-    threads: RES["data"]["cpus_per_task"]
+    threads: job_threads("data")
     resources:
-        mem_mb=RES["data"]["mem_mb"],
-        runtime=RES["data"]["runtime"],
-        cpus_per_task=RES["data"]["cpus_per_task"],
+        **job_resources("data"),
     conda:
         "../envs/madvae.yaml"
     shell:

@@ -1,3 +1,6 @@
+include: "helpers/embed.smk"
+
+
 # UMAP figures (paper section 3.4): clean inputs by true label; adversarial inputs, and each variant's latent
 # and output spaces, by the label the classifier predicts.
 
@@ -17,11 +20,9 @@ rule embed_clean:
         res("logs/figures/umap/clean_input.log"),
     benchmark:
         res("benchmarks/figures/umap/clean_input.tsv")
-    threads: RES["embed"]["cpus_per_task"]
+    threads: job_threads("embed")
     resources:
-        mem_mb=RES["embed"]["mem_mb"],
-        runtime=RES["embed"]["runtime"],
-        cpus_per_task=RES["embed"]["cpus_per_task"],
+        **job_resources("embed"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -49,11 +50,9 @@ rule embed_attack:
         res("logs/figures/umap/{attack}.log"),
     benchmark:
         res("benchmarks/figures/umap/{attack}.tsv")
-    threads: RES["embed"]["cpus_per_task"]
+    threads: job_threads("embed")
     resources:
-        mem_mb=RES["embed"]["mem_mb"],
-        runtime=RES["embed"]["runtime"],
-        cpus_per_task=RES["embed"]["cpus_per_task"],
+        **job_resources("embed"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -81,12 +80,9 @@ rule embed_overpowered:
         res("logs/figures/umap/{variant}_overpowered.log"),
     benchmark:
         res("benchmarks/figures/umap/{variant}_overpowered.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:

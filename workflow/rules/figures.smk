@@ -1,3 +1,6 @@
+include: "helpers/figures.smk"
+
+
 # Figures beside the tables: digits before and after attack and purification (one grid per test attack, every
 # purifier a row), and the purifiers' training curves.
 
@@ -18,11 +21,9 @@ rule samples:
         res("logs/figures/samples/{attack}.log"),
     benchmark:
         res("benchmarks/figures/samples/{attack}.tsv")
-    threads: RES["report"]["cpus_per_task"]
+    threads: job_threads("report")
     resources:
-        mem_mb=RES["report"]["mem_mb"],
-        runtime=RES["report"]["runtime"],
-        cpus_per_task=RES["report"]["cpus_per_task"],
+        **job_resources("report"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -43,11 +44,9 @@ rule curves:
         res("logs/figures/training_curves.log"),
     benchmark:
         res("benchmarks/figures/training_curves.tsv")
-    threads: RES["report"]["cpus_per_task"]
+    threads: job_threads("report")
     resources:
-        mem_mb=RES["report"]["mem_mb"],
-        runtime=RES["report"]["runtime"],
-        cpus_per_task=RES["report"]["cpus_per_task"],
+        **job_resources("report"),
     conda:
         "../envs/madvae.yaml"
     shell:

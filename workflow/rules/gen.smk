@@ -1,3 +1,6 @@
+include: "helpers/gen.smk"
+
+
 # Adversarial sets against the classifier: the training grid on the train split, the test attacks on the test split.
 
 
@@ -14,12 +17,9 @@ rule gen_train:
         res("logs/sets/train/{setting}.log"),
     benchmark:
         res("benchmarks/sets/train/{setting}.tsv")
-    threads: RES["gen"]["cpus_per_task"]
+    threads: job_threads("gen")
     resources:
-        mem_mb=RES["gen"]["mem_mb"],
-        runtime=RES["gen"]["runtime"],
-        cpus_per_task=RES["gen"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("gen"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -40,12 +40,9 @@ rule gen_test:
         res("logs/sets/test/{attack}.log"),
     benchmark:
         res("benchmarks/sets/test/{attack}.tsv")
-    threads: RES["gen"]["cpus_per_task"]
+    threads: job_threads("gen")
     resources:
-        mem_mb=RES["gen"]["mem_mb"],
-        runtime=RES["gen"]["runtime"],
-        cpus_per_task=RES["gen"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("gen"),
     conda:
         "../envs/madvae.yaml"
     shell:

@@ -1,3 +1,6 @@
+include: "helpers/report.smk"
+
+
 # Tables shaped like the paper's from the evaluations (cheap local jobs): white-box (Table 1), black-box in both
 # modes (Table 2), adaptive (beyond the paper): one row per attack or substitute, per metric; Overpowered (Table 3).
 # With report.paper, Tables 1-3 also go beside the paper's (madvae report --paper; check_config allows it on
@@ -41,11 +44,9 @@ rule tables:
         res("logs/tables/{table}.log"),
     benchmark:
         res("benchmarks/tables/{table}.tsv")
-    threads: RES["report"]["cpus_per_task"]
+    threads: job_threads("report")
     resources:
-        mem_mb=RES["report"]["mem_mb"],
-        runtime=RES["report"]["runtime"],
-        cpus_per_task=RES["report"]["cpus_per_task"],
+        **job_resources("report"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -78,11 +79,9 @@ rule table_overpowered:
         res("logs/tables/overpowered.log"),
     benchmark:
         res("benchmarks/tables/overpowered.tsv")
-    threads: RES["report"]["cpus_per_task"]
+    threads: job_threads("report")
     resources:
-        mem_mb=RES["report"]["mem_mb"],
-        runtime=RES["report"]["runtime"],
-        cpus_per_task=RES["report"]["cpus_per_task"],
+        **job_resources("report"),
     conda:
         "../envs/madvae.yaml"
     shell:

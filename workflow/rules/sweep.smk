@@ -1,3 +1,6 @@
+include: "helpers/sweep.smk"
+
+
 # Sweeps (config: a list for a training option in vae or a variant entry): one candidate purifier per
 # combination, each scored on validation sets crafted with other attack settings than the test sets; the best
 # per variant (config validation.criterion) is copied to models/vae_<variant>.pt, so every later rule and table
@@ -30,12 +33,9 @@ rule train_candidate:
         res("logs/models/sweep/{variant}/{combo}/vae.log"),
     benchmark:
         res("benchmarks/models/sweep/{variant}/{combo}/vae.tsv")
-    threads: RES["train"]["cpus_per_task"]
+    threads: job_threads("train")
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
-        cpus_per_task=RES["train"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("train"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -58,12 +58,9 @@ rule gen_val:
         res("logs/sets/val/{vsetting}.log"),
     benchmark:
         res("benchmarks/sets/val/{vsetting}.tsv")
-    threads: RES["gen"]["cpus_per_task"]
+    threads: job_threads("gen")
     resources:
-        mem_mb=RES["gen"]["mem_mb"],
-        runtime=RES["gen"]["runtime"],
-        cpus_per_task=RES["gen"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("gen"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -89,12 +86,9 @@ rule attack_val:
         res("logs/eval/sweep/{variant}/{combo}/{vsetting}.log"),
     benchmark:
         res("benchmarks/eval/sweep/{variant}/{combo}/{vsetting}.tsv")
-    threads: RES["attack"]["cpus_per_task"]
+    threads: job_threads("attack")
     resources:
-        mem_mb=RES["attack"]["mem_mb"],
-        runtime=RES["attack"]["runtime"],
-        cpus_per_task=RES["attack"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("attack"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -121,11 +115,9 @@ rule selection:
         res("logs/tables/selection.log"),
     benchmark:
         res("benchmarks/tables/selection.tsv")
-    threads: RES["report"]["cpus_per_task"]
+    threads: job_threads("report")
     resources:
-        mem_mb=RES["report"]["mem_mb"],
-        runtime=RES["report"]["runtime"],
-        cpus_per_task=RES["report"]["cpus_per_task"],
+        **job_resources("report"),
     conda:
         "../envs/madvae.yaml"
     shell:
@@ -147,11 +139,9 @@ rule install_vae:
         res("logs/models/vae_{variant}.install.log"),
     benchmark:
         res("benchmarks/models/vae_{variant}.install.tsv")
-    threads: RES["report"]["cpus_per_task"]
+    threads: job_threads("report")
     resources:
-        mem_mb=RES["report"]["mem_mb"],
-        runtime=RES["report"]["runtime"],
-        cpus_per_task=RES["report"]["cpus_per_task"],
+        **job_resources("report"),
     conda:
         "../envs/madvae.yaml"
     script:

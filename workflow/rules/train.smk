@@ -1,3 +1,6 @@
+include: "helpers/train.smk"
+
+
 # One purifier per loss variant. --resume: a retried (e.g. SIGTERM'd) job continues from <out>.resume.pt,
 # which madvae keeps until the checkpoint is written; with no resume state it starts from scratch.
 
@@ -16,12 +19,9 @@ rule train:
         res("logs/models/vae_{variant}.log"),
     benchmark:
         res("benchmarks/models/vae_{variant}.tsv")
-    threads: RES["train"]["cpus_per_task"]
+    threads: job_threads("train")
     resources:
-        mem_mb=RES["train"]["mem_mb"],
-        runtime=RES["train"]["runtime"],
-        cpus_per_task=RES["train"]["cpus_per_task"],
-        gpu=RES["gpu"],
+        **job_resources("train"),
     conda:
         "../envs/madvae.yaml"
     shell:

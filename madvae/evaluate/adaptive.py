@@ -6,10 +6,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks.adaptive import get_adaptive_attack, resolve_adaptive_params
+from madvae.attacks import get_adaptive_attack, resolve_adaptive_params
 from madvae.errors import MadvaeError
-from madvae.results import write_result
-from madvae.evaluate import (images_of, load_classifier, load_defense, metrics, per_image_outcomes, result_header)
+from madvae.defense import load_classifier, load_defense
+from madvae.outcomes import images_of, metrics, per_image_outcomes
+from madvae.results import result_header, write_result
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything, to_device
 
@@ -58,7 +59,7 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
                    unit="img-step", unit_scale=True, disable=not progress, mininterval=1.0)
         for batch in reader.batches(batch_size, limit=n, names=["x_clean", "y"]):
             x, y = to_device(batch["x_clean"], dev), to_device(batch["y"], dev)
-            x_adv = spec.function(classifier, vae, x, y, **resolved, **extra,
+            x_adv = spec.function()(classifier, vae, x, y, **resolved, **extra,
                                   on_step=lambda size=len(y): bar.update(size)).detach()
             labels.append(batch["y"])
             predictions["clean"].append(_labels(classifier, x))

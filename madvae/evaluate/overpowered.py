@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks.overpowered import (IMAGE_PIXELS, LAM_SCALINGS, OPTIMISER_DEFAULTS, OVERPOWERED_PRESETS, STOPPING,
+from madvae.attacks import OVERPOWERED_PRESETS
+from madvae.attacks.overpowered import (IMAGE_PIXELS, LAM_SCALINGS, OPTIMISER_DEFAULTS, STOPPING,
                                         THRESHOLD, l2_budget, noise_seeds, overpowered_attack)
 from madvae.errors import MadvaeError
-from madvae.results import write_result
-from madvae.evaluate import load_classifier, load_defense, result_header
+from madvae.defense import load_classifier, load_defense
+from madvae.results import result_header, write_result
 from madvae.store import open_set
 from madvae.util import atomic_output, resolve_device, seed_everything
 

@@ -16,12 +16,13 @@ from madvae.attacks import resolve_params, run_attack
 from madvae.attacks.blackbox import train_substitute
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
-from madvae.results import write_result
-from madvae.evaluate import load_classifier, load_defense, metrics, result_header
+from madvae.defense import load_classifier, load_defense
+from madvae.outcomes import metrics
+from madvae.registry import SUBSTITUTES
+from madvae.results import result_header, write_result
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
-SUBSTITUTES = ("A", "B", "C", "D", "E")  # Table 6
 PAPER_NOTE = ("white-box on the substitute: crafted on and classified by the same model "
               "(the original code's Table 2)")
 TRANSFER_NOTE = ("black-box transfer: FGSM crafted on a substitute trained only on the target pipeline's labels "

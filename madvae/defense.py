@@ -1,0 +1,78 @@
+"""The defense under evaluation, defined once: a classifier, optionally behind a VAE purifier that decodes the
+posterior mean (the paper's test-time defense) or averages K decodings of sampled latents (a stochastic one).
+Every attack and evaluation, the figures and bench/ build it from here."""
+from __future__ import annotations
+
+import functools
+import numpy as np
+import torch
+
+from madvae.checkpoint import load_checkpoint
+from madvae.errors import MadvaeError
+from madvae.results import vae_training
+from madvae.util import sha256_file, to_device
+
+
+def mean_decoding(vae, x):
+    """The paper's test-time defense: decode the posterior mean (the identity when there is no VAE)."""
+    return x if vae is None else vae.decode(vae.encode(x)[0])
+
+
+def sampled_decoding(vae, mean, logvar, samples: int):
+    """The stochastic defense from the encoder's output: the average of ``samples`` decodings of latents
+    mean + noise * std, drawn one decoding after another."""
+    std = torch.exp(0.5 * logvar)
+    return torch.stack([vae.decode(mean + torch.randn_like(std) * std) for _ in range(samples)]).mean(0)
+
+
+def make_purifier(vae, samples: int = 0):
+    """x -> VAE output, the VAE in eval mode. samples=0 decodes the posterior mean; samples=K averages K
+    decodings of sampled latents."""
+    vae.eval()
+    if samples <= 0:
+        return functools.partial(mean_decoding, vae)
+    return lambda x: sampled_decoding(vae, *vae.encode(x), samples)
+
+
+@torch.inference_mode()
+def predict_labels(classifier, batches, device, field: str = "x_clean", purifier=None) -> np.ndarray:
+    """Predicted labels for ``batch[field]`` over an iterable of batches (dicts of numpy arrays)."""
+    classifier.eval()
+    predictions = []
+    for batch in batches:
+        x = to_device(batch[field], device)
+        if purifier is not None:
+            x = purifier(x)
+        predictions.append(classifier(x).argmax(1).cpu().numpy())
+    return np.concatenate(predictions) if predictions else np.zeros(0, dtype=np.int64)
+
+
+def load_classifier(classifier_path, dev, *, frozen: bool = False):
+    """(model in eval mode, checkpoint) for a classifier checkpoint; anything else is a clear error. ``frozen``:
+    no parameter needs a gradient (an attack wants the input's only, a VAE's training the VAE's only)."""
+    checkpoint = load_checkpoint(classifier_path, expect_kind="classifier")
+    model = checkpoint.build_model(dev).eval()
+    for parameter in model.parameters() if frozen else ():
+        parameter.requires_grad_(False)
+    return model, checkpoint
+
+
+def load_defense(vae_path, dev, *, defense_name: str | None = None, samples: int = 0, evaluated_set=None):
+    """(vae or None, purifier or None, defense description for the result JSON).
+
+    ``evaluated_set``: the set about to be scored; a VAE trained on that very file is refused (its numbers would
+    be training-set numbers)."""
+    if vae_path is None:
+        return None, None, {"name": "none"}
+    vae_ckpt = load_checkpoint(vae_path, expect_kind="vae")
+    if evaluated_set is not None:
+        set_sha256 = sha256_file(evaluated_set)
+        trained_on = [entry.get("sha256") for entry in vae_ckpt.meta.get("training_sets", [])
+                      if isinstance(entry, dict)]
+        if set_sha256 in trained_on:
+            raise MadvaeError(f"the VAE {vae_path} was trained on this very set (its SHA-256 is among the VAE's "
+                              "training sets)", evaluated_set, "evaluate on a set the purifier has not seen")
+    vae = vae_ckpt.build_model(dev).eval()
+    defense = {"name": defense_name or vae_ckpt.config.get("loss", vae_ckpt.arch), "checkpoint": str(vae_path),
+               "sha256": sha256_file(vae_path), "samples": samples, "training": vae_training(vae_ckpt)}
+    return vae, make_purifier(vae, samples), defense

@@ -1,0 +1,148 @@
+"""Evaluations: each ``madvae attack --mode`` is one entry of MODES, run through ``evaluate(mode, request)``.
+
+stored             madvae.evaluate.stored       a set's stored adversarial images, defense-unaware (Table 1)
+pgd-e2e/bpda/eot   madvae.evaluate.adaptive     adaptive attacks through the defense (ADAPTIVE_ATTACKS)
+blackbox-paper     madvae.evaluate.blackbox     FGSM on a substitute, classified by it (Table 2, original code)
+blackbox-transfer  madvae.evaluate.blackbox     FGSM from a substitute trained on the pipeline's labels
+overpowered        madvae.evaluate.overpowered  the latent-space attack on the VAE (Table 3)
+Each writes one result JSON (madvae.results). The modules are imported when their mode runs: torch and
+advertorch are slow to import, and the CLI reads only the names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from madvae.attacks import ADAPTIVE_ATTACKS
+from madvae.errors import MadvaeError
+
+
+@dataclass
+class Request:
+    """Everything ``madvae attack`` was given; each mode uses what applies to it."""
+    set_path: Path
+    out: Path
+    classifier: Path | None = None
+    vae: Path | None = None
+    params: list = field(default_factory=list)  # "name=value" strings
+    quick: bool = False
+    preset: str = "quick"
+    substitute: Path | None = None
+    substitute_arch: str = "A"
+    figure: Path | None = None
+    defense_name: str | None = None
+    samples: int = 0
+    batch_size: int | None = None
+    device: str = "auto"
+    limit: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def common(self) -> dict:
+        return {"device": self.device, "limit": self.limit, "seed": self.seed, "progress": self.progress}
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part]
+
+
+_KINDS = {int: "a whole number", float: "a number", _floats: "a comma-separated list of numbers"}
+
+
+def typed_params(where: str, items, known: dict, hint: str = "") -> dict:
+    """``--param name=value`` items of settings that are plain keyword arguments, each converted by ``known``;
+    ``where`` names the command or mode in errors."""
+    parsed = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in known:
+            raise MadvaeError(f"--param {item!r} does not apply to {where}",
+                              hint=f"known: {', '.join(known) or 'none'}{hint}")
+        try:
+            parsed[key] = known[key](raw)
+        except ValueError:
+            raise MadvaeError(f"--param {item!r}: {raw!r} is not {_KINDS[known[key]]}") from None
+    return parsed
+
+
+def _stored(request: Request) -> dict:
+    from madvae.evaluate.stored import evaluate_set
+
+    if request.params:
+        raise MadvaeError("--param does not apply to --mode stored (the set holds its attack)")
+    return evaluate_set(request.set_path, request.classifier, request.out, vae_path=request.vae,
+                        defense_name=request.defense_name, samples=request.samples,
+                        batch_size=request.batch_size or 500, **request.common())
+
+
+def _adaptive(name: str):
+    def run(request: Request) -> dict:
+        from madvae.evaluate.adaptive import evaluate_adaptive
+
+        return evaluate_adaptive(request.set_path, request.classifier, request.out, attack=name,
+                                 vae_path=request.vae, defense_name=request.defense_name, params=request.params,
+                                 quick=request.quick, samples=request.samples, batch_size=request.batch_size or 250,
+                                 **request.common())
+    return run
+
+
+BLACKBOX_PAPER_PARAMS = {"eps": float}
+BLACKBOX_TRANSFER_PARAMS = {"eps": float, "holdout": int, "rounds": int, "lam": float, "substitute_epochs": int}
+OVERPOWERED_PARAMS = {"norms": _floats, "restarts": int, "steps": int, "noise_samples": int}
+EMBED_OVERPOWERED_PARAMS = {key: OVERPOWERED_PARAMS[key] for key in ("restarts", "steps", "noise_samples")}
+
+
+def _blackbox_paper(request: Request) -> dict:
+    from madvae.evaluate.blackbox import evaluate_blackbox_paper
+
+    if request.substitute is None:
+        raise MadvaeError("--mode blackbox-paper needs --substitute (a classifier checkpoint of arch A-E)")
+    return evaluate_blackbox_paper(request.set_path, request.substitute, request.out, vae_path=request.vae,
+                                   defense_name=request.defense_name, batch_size=request.batch_size or 500,
+                                   **typed_params("--mode blackbox-paper", request.params, BLACKBOX_PAPER_PARAMS),
+                                   **request.common())
+
+
+def _blackbox_transfer(request: Request) -> dict:
+    from madvae.evaluate.blackbox import evaluate_blackbox_transfer
+
+    return evaluate_blackbox_transfer(
+        request.set_path, request.classifier, request.out, vae_path=request.vae, defense_name=request.defense_name,
+        substitute_arch=request.substitute_arch, quick=request.quick, batch_size=request.batch_size or 500,
+        **typed_params("--mode blackbox-transfer", request.params, BLACKBOX_TRANSFER_PARAMS), **request.common())
+
+
+def _overpowered(request: Request) -> dict:
+    from madvae.evaluate.overpowered import evaluate_overpowered
+
+    if request.vae is None:
+        raise MadvaeError("--mode overpowered attacks a VAE's latent space: give --vae")
+    return evaluate_overpowered(request.set_path, request.classifier, request.out, vae_path=request.vae,
+                                defense_name=request.defense_name, preset=request.preset, figure=request.figure,
+                                batch_size=request.batch_size or 100,
+                                **typed_params("--mode overpowered", request.params, OVERPOWERED_PARAMS),
+                                **request.common())
+
+
+@dataclass(frozen=True)
+class Mode:
+    run: callable
+    needs_classifier: bool = True  # blackbox-paper's target is its --substitute
+
+
+MODES = {
+    "stored": Mode(_stored),
+    **{name: Mode(_adaptive(name)) for name in ADAPTIVE_ATTACKS},
+    "blackbox-paper": Mode(_blackbox_paper, needs_classifier=False),
+    "blackbox-transfer": Mode(_blackbox_transfer),
+    "overpowered": Mode(_overpowered),
+}
+
+
+def evaluate(mode: str, request: Request) -> dict:
+    """Run one evaluation mode; returns the result it wrote to ``request.out``."""
+    if mode not in MODES:
+        raise MadvaeError(f"unknown evaluation mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
+    if MODES[mode].needs_classifier and request.classifier is None:
+        raise MadvaeError(f"--mode {mode} needs --classifier")
+    return MODES[mode].run(request)

@@ -1,0 +1,55 @@
+"""Purify-then-classify evaluation of stored sets: accuracy and agreement, written as a result JSON."""
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from madvae.defense import load_classifier, load_defense, predict_labels
+from madvae.errors import MadvaeError
+from madvae.outcomes import images_of, metrics, per_image_outcomes
+from madvae.results import result_header, write_result
+from madvae.store import open_set
+from madvae.util import resolve_device, seed_everything
+
+
+def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name: str | None = None,
+                 samples: int = 0, device: str = "auto", batch_size: int = 500, limit: int | None = None,
+                 seed: int = 0, progress: bool = True) -> dict:
+    if samples < 0:
+        raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
+    dev = resolve_device(device)
+    seed_everything(seed)
+    classifier, classifier_ckpt = load_classifier(classifier_path, dev)
+    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples,
+                                        evaluated_set=set_path)
+    with open_set(set_path) as reader:
+        n = min(len(reader), limit) if limit else len(reader)
+        predictions = {key: [] for key in ("clean", "no_defense", "defended", "defended_clean")}
+        labels = []
+        bar = tqdm(total=n, desc=f"attack {reader.attack} vs {defense['name']}", unit="img",
+                   disable=not progress, mininterval=1.0)
+        for batch in reader.batches(batch_size, limit=n):
+            labels.append(batch["y"])
+            one = [batch]
+            predictions["clean"].append(predict_labels(classifier, one, dev, "x_clean"))
+            if reader.has_adv:
+                predictions["no_defense"].append(predict_labels(classifier, one, dev, "x_adv"))
+            if purifier is not None:
+                predictions["defended_clean"].append(predict_labels(classifier, one, dev, "x_clean", purifier))
+                if reader.has_adv:
+                    predictions["defended"].append(predict_labels(classifier, one, dev, "x_adv", purifier))
+            bar.update(len(batch["y"]))
+        bar.close()
+        labels = np.concatenate(labels)
+        clean = np.concatenate(predictions["clean"])
+        result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt, defense)
+        # a set crafted on another classifier is a transfer attack on this one, not a white-box result
+        source = reader.attrs.get("source_classifier_sha256") or None
+        result["source_classifier_sha256"] = source
+        result["transfer"] = bool(reader.has_adv and source != result["classifier_sha256"])
+        predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
+        result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
+        result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
+    write_result(out, result)
+    return result
+
