@@ -57,7 +57,7 @@ def test_each_mode_writes_its_result_kind(tmp_path, clean_test_set, random_class
     (["--classifier", "{clf}", "--param", "eps=0.1"], "does not apply to --mode stored"),
     (["--mode", "blackbox-transfer", "--classifier", "{clf}", "--param", "steps=3"], "does not apply"),
     (["--mode", "overpowered", "--classifier", "{clf}", "--vae", "{vae}", "--param", "norms=abc"],
-     "not a valid norms"),
+     "not a comma-separated list of numbers"),
 ])
 def test_bad_mode_options_give_one_line_and_no_file(tmp_path, clean_test_set, random_classifier, checkpoints, args,
                                                     message):

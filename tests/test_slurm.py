@@ -75,7 +75,11 @@ def test_cluster_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
     # Snakemake silently ignores set-resources for a rule that does not exist: catch typos and renames
     unknown = set(profile["set-resources"]) - set(rules)
     assert not unknown, f"profiles/slurm/profile.yaml set-resources names no rule of the workflow: {unknown}"
-    gpu_rules = {name for name, body in rules.items() if re.search(r"^\s+gpu=", body, flags=re.M)}
+    # a rule's resources are job_resources(KIND) (workflow/rules/common.smk), with a GPU for the kinds in GPU_JOBS
+    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
+    gpu_jobs = set(re.findall(r'"(\w+)"', re.search(r"^GPU_JOBS = \(([^)]*)\)", common, flags=re.M).group(1)))
+    gpu_rules = {name for name, body in rules.items()
+                 if set(re.findall(r'job_resources\("(\w+)"\)', body)) & gpu_jobs}
     assert gpu_rules, "no rule declares a gpu resource"
     for name in gpu_rules:
         resources = profile["set-resources"].get(name, {})
