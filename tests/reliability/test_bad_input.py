@@ -508,7 +508,7 @@ def _(env):
 @case("attack-overpowered-param-steps-abc")
 def _(env):
     return (attack_cmd(env, env.set("clean.h5"), extra=["--mode", "overpowered", "--vae", env.vae(),
-                                                         "--param", "steps=abc"]), ["steps=abc", "not a valid"])
+                                                         "--param", "steps=abc"]), ["steps=abc", "not a whole number"])
 
 
 # --- running a command ----------------------------------------------------------------------------------------
