@@ -112,3 +112,14 @@ def test_a_typed_out_copy_is_found(tmp_path, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert len(typed_copies(set(ATTACKS), "madvae/attacks/__init__.py")) == 1
     assert len(typed_copies(set(SUBSTITUTES), "madvae/registry.py")) == 1
+
+
+def test_every_package_of_madvae_is_shipped():
+    """A wheel carries only the packages pyproject.toml lists; a subpackage left out imports in a checkout (an
+    editable install finds it on disk) and fails everywhere else."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "madvae").rglob("__init__.py")}
+    on_disk |= {".".join(path.relative_to(ROOT).parts) for path in (ROOT / "madvae").rglob("*")
+                if path.is_dir() and path.name != "__pycache__" and any(path.glob("*.json"))}
+    assert on_disk == listed
