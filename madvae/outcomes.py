@@ -39,6 +39,16 @@ def per_image_outcomes(predicted: dict, labels: np.ndarray, clean: np.ndarray, i
             "agree": {key: encode_bits(values == clean) for key, values in predicted.items()}}
 
 
+def scored(predictions: dict, labels: list, reader, set_sha256: str) -> dict:
+    """A row result's ``metrics`` and ``outcomes`` from per-batch predictions ({metric group: [arrays]}, groups
+    with no batches left out) and per-batch true labels."""
+    labels = np.concatenate(labels)
+    predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
+    clean = predicted["clean"]
+    return {"metrics": {key: metrics(values, labels, clean) for key, values in predicted.items()},
+            "outcomes": per_image_outcomes(predicted, labels, clean, images_of(reader, set_sha256))}
+
+
 def encode_bits(values) -> str:
     return np.packbits(np.asarray(values, dtype=bool)).tobytes().hex()
 

@@ -9,7 +9,7 @@ from tqdm import tqdm
 from madvae.attacks import get_adaptive_attack, resolve_adaptive_params
 from madvae.errors import MadvaeError
 from madvae.defense import load_classifier, load_defense
-from madvae.outcomes import images_of, metrics, per_image_outcomes
+from madvae.outcomes import scored
 from madvae.results import result_header, write_result
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything, to_device
@@ -68,13 +68,9 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
                 predictions["defended"].append(_labels(classifier, x_adv, purifier))
                 predictions["defended_clean"].append(_labels(classifier, x, purifier))
         bar.close()
-        labels = np.concatenate(labels)
-        clean = np.concatenate(predictions["clean"])
         result = result_header("adaptive", reader, set_path, n, classifier_path, classifier_ckpt, defense,
                                attack=attack, params=resolved)
         result["quick"] = quick
-        predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
-        result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
-        result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
+        result.update(scored(predictions, labels, reader, result["set_sha256"]))
     write_result(out, result)
     return result

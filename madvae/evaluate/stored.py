@@ -1,12 +1,11 @@
 """Purify-then-classify evaluation of stored sets: accuracy and agreement, written as a result JSON."""
 from __future__ import annotations
 
-import numpy as np
 from tqdm import tqdm
 
 from madvae.defense import load_classifier, load_defense, predict_labels
 from madvae.errors import MadvaeError
-from madvae.outcomes import images_of, metrics, per_image_outcomes
+from madvae.outcomes import scored
 from madvae.results import result_header, write_result
 from madvae.store import open_set
 from madvae.util import resolve_device, seed_everything
@@ -40,16 +39,12 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
                     predictions["defended"].append(predict_labels(classifier, one, dev, "x_adv", purifier))
             bar.update(len(batch["y"]))
         bar.close()
-        labels = np.concatenate(labels)
-        clean = np.concatenate(predictions["clean"])
         result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt, defense)
         # a set crafted on another classifier is a transfer attack on this one, not a white-box result
         source = reader.attrs.get("source_classifier_sha256") or None
         result["source_classifier_sha256"] = source
         result["transfer"] = bool(reader.has_adv and source != result["classifier_sha256"])
-        predicted = {key: np.concatenate(values) for key, values in predictions.items() if values}
-        result["metrics"] = {key: metrics(values, labels, clean) for key, values in predicted.items()}
-        result["outcomes"] = per_image_outcomes(predicted, labels, clean, images_of(reader, result["set_sha256"]))
+        result.update(scored(predictions, labels, reader, result["set_sha256"]))
     write_result(out, result)
     return result
 
