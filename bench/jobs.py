@@ -6,15 +6,10 @@ bench/estimate.py can schedule them. A Work item is an amount
 of one bench rate (bench/rates.py), with the job's setting where the rate must be scaled to it."""
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 
-from madvae.attacks import resolve_params
-from madvae.attacks import resolve_adaptive_params
-from madvae.attacks import OVERPOWERED_PRESETS
-from madvae.evaluate.blackbox import QUICK as TRANSFER_QUICK
-from madvae.evaluate.blackbox import evaluate_blackbox_transfer
+from madvae.attacks import OVERPOWERED_PRESETS, SUBSTITUTE_TRAINING, resolve_params
 from madvae.registry import DEFAULT_EPOCHS
 from madvae.train_classifier import ARCH_DEFAULTS, SUBSTITUTE_DEFAULTS
 
@@ -33,8 +28,6 @@ STEP_OF_RULE = {"clean_set": "data", "classifier": "classifier", "substitute": "
                 "embed_clean": "embed", "embed_attack": "embed", "samples": "report", "curves": "report",
                 "tables": "report", "tables_paper": "report", "table_overpowered": "report", "selection": "report", "install_vae": "report",
                 "all": None, "table1": None}
-TRANSFER_DEFAULTS = {name: p.default for name, p in inspect.signature(evaluate_blackbox_transfer).parameters.items()
-                     if name in ("holdout", "rounds", "substitute_epochs")}
 TRANSFER_BATCH = 128  # madvae.attacks.blackbox.train_substitute's default
 EXTENSIONS = {"sets": ".h5", "models": ".pt", "eval": ".json", "tables": ".md", "figures": ".png"}
 
@@ -74,11 +67,6 @@ def attack_work(entry: dict, n: int, batch: int) -> Work:
     if attack == "single-pixel":  # an upper bound: an image stops at its first fooling pixel
         return Work(attack, n * params["max_pixels"], f"{n:,} images x {params['max_pixels']} pixels", batch)
     return Work(attack, n, f"{n:,} images", batch)
-
-
-def _parse_params(items: list[str], kinds: dict) -> dict:
-    pairs = (item.split("=", 1) for item in items)
-    return {key: kinds[key](value) for key, value in pairs if key in kinds}
 
 
 class _Planner:
@@ -212,9 +200,9 @@ class _Planner:
     def transfer_work(self, arch, defended, pool) -> list[Work]:
         """Papernot substitute training on the target's answers, then FGSM on the rest (evaluate_blackbox)."""
         box = self.wf.BLACKBOX
-        params = {**TRANSFER_DEFAULTS, **_parse_params(box["transfer_params"], dict.fromkeys(TRANSFER_DEFAULTS, int))}
+        params = resolve_params(SUBSTITUTE_TRAINING, "test", box["transfer_params"])
         if box["quick"]:
-            params.update(rounds=TRANSFER_QUICK["rounds"], substitute_epochs=TRANSFER_QUICK["substitute_epochs"])
+            params.update(SUBSTITUTE_TRAINING.quick)
         held, rounds, epochs = params["holdout"], params["rounds"], params["substitute_epochs"]
         trained = epochs * held * (2 ** rounds - 1)  # round r trains on held * 2**r images
         augmented, queries, rest = held * (2 ** (rounds - 1) - 1), held * 2 ** (rounds - 1), pool - held
@@ -231,9 +219,8 @@ class _Planner:
 
     def overpowered_setting(self) -> dict:
         preset = self.wf.OVERPOWERED["preset"]
-        kinds = {"norms": lambda text: [float(v) for v in text.split(",") if v], "restarts": int, "steps": int,
-                 "noise_samples": int}
-        return {**OVERPOWERED_PRESETS[preset], **_parse_params(self.wf.OVERPOWERED["params"], kinds)}
+        return {"n": OVERPOWERED_PRESETS[preset]["n"],
+                **resolve_params("overpowered", preset, self.wf.OVERPOWERED["params"])}
 
     def overpowered(self):
         op = self.overpowered_setting()
@@ -251,7 +238,7 @@ class _Planner:
         n = min(box.get("limit") or math.inf, self.split["test"])
         for defense in self.wf.DEFENSES:
             for attack in box["attacks"]:
-                params = resolve_adaptive_params(attack, box["params"], box["quick"])
+                params = resolve_params(attack, "test", box["params"], box["quick"])
                 steps = params["nb_iter"] * params["restarts"]
                 what = f"{n:,} images x {params['nb_iter']} steps x {params['restarts']} restarts"
                 eot = {"eot_samples": params["eot_samples"], "samples": box["eot_defense_samples"]} \

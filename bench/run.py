@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))  # `python bench/run.py` puts bench/, not the repo
 
 from bench import estimate, memory, report  # noqa: E402
 from bench.common import forward_flops_per_image, machine_info, matmul_gflops  # noqa: E402
-from bench.sections import DEFAULT, GROUPS, QUICK, SECTIONS, Context  # noqa: E402
+from bench.context import DEFAULT, QUICK, Context  # noqa: E402
+from bench.sections import GROUPS, SECTIONS  # noqa: E402
 from madvae.models import DefenseVAE  # noqa: E402
 from madvae.util import resolve_device  # noqa: E402
 

@@ -6,120 +6,24 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-import time
-import warnings
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench import reference
-from bench.common import check, compare, figure, rate
-from madvae.attacks import (ADAPTIVE_ATTACKS, ATTACKS, resolve_adaptive_params, resolve_params, run_adaptive,
-                            run_attack)
-from madvae.attacks.overpowered import THRESHOLD, noise_seeds, overpowered_attack
-from madvae.checkpoint import load_checkpoint, save_checkpoint
+from bench.attack_sections import adaptive, attack, evaluation, overpowered, umap_embedding
+from bench.common import check, figure, rate
+from bench.context import Context
+from madvae.attacks import ADAPTIVE_ATTACKS, STORED_ATTACKS
 from madvae.defense import load_classifier, load_defense, predict_labels
-from madvae.generate import make_adversarial_set, make_clean_set
+from madvae.generate import make_clean_set
 from madvae.losses import LossWeights, init_centres
 from madvae.registry import SUBSTITUTES, USES_CENTRES, USES_CLASSIFIER, VARIANTS
 from madvae.models import DefenseVAE, MagNetClassifier, build, place
-from madvae.store import open_set
 from madvae.train import train_step, train_vae
 from madvae.train_classifier import ARCH_DEFAULTS, SUBSTITUTE_DEFAULTS, train_classifier
 
 # train_vae's defaults: Adam lr, the two centre sets' SGD learning rates
 VAE_LR, CENTRE_LRS = 1e-3, {"proximity_centres": 0.5, "distance_centres": 1e-4}
-OVERPOWERED = {"norm": 2.5, "noise_samples": 4}  # one norm of the paper's four, the quick preset's draws
-# eot as the embedded default runs it against a defense: the quick cut's 2 draws of the 4-sample defense
-ADAPTIVE_EOT = {"eot_samples": 2, "samples": 4}
-ADAPTIVE_STEPS = 2
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """Images per timed pass of each section. DEFAULT took 9 minutes on 2 idle CPU cores (23 beside other work at
-    load average 3-4, every figure 2-6x slower); QUICK is a smoke run (a few minutes at most), too small for
-    figures worth comparing."""
-    batch: int  # images per batch, both sides
-    repeats: int  # timed repeats of the cheap sections (median); the slow attacks are timed once
-    vae_repeats: int  # rounds of VAE training, ours and the reference in turn (a warm-up + a timed epoch)
-    classifier: int  # images per timed classifier-training epoch
-    vae: int  # images per timed VAE-training epoch
-    attack: int  # images per pass of FGSM, R-FGSM and evaluation (mnist-5k test has 1,000)
-    iterative: int  # images per pass of CW, MI-FGSM and PGD (a full batch: on a CPU 500 run 1.5x slower than 128)
-    cw_iterations: int
-    pixel: int  # single pixel: advertorch runs one forward pass per image and candidate pixel
-    overpowered: int
-    overpowered_steps: int
-    umap: int
-    adaptive: int  # images per pass of each adaptive attack (madvae attack's batch there is 250)
-    numerics: int  # images in each numerics check (it doubles as the warm-up); single pixel uses pixel // 4
-    classifier_fit: int  # images the attacked MagNet is trained on (one epoch)
-
-
-DEFAULT = Sizes(batch=512, repeats=3, vae_repeats=3, classifier=1024, vae=1024, attack=512, iterative=512,
-                cw_iterations=10, pixel=16, overpowered=64, overpowered_steps=3, umap=3000, adaptive=250, numerics=32,
-                classifier_fit=4000)
-QUICK = Sizes(batch=64, repeats=1, vae_repeats=1, classifier=128, vae=64, attack=64, iterative=8,
-              cw_iterations=3, pixel=4, overpowered=8, overpowered_steps=2, umap=200, adaptive=8, numerics=8,
-              classifier_fit=512)
-
-
-class Context:
-    """Inputs shared by the sections, each made on first use in ``folder``: the mnist-5k train and test sets,
-    a MagNet trained for one epoch, an FGSM training set and an untrained (seeded) VAE checkpoint."""
-
-    def __init__(self, folder: Path, device: torch.device, sizes: Sizes):
-        self.folder, self.device, self.sizes = Path(folder), device, sizes
-
-    @cached_property
-    def train_set(self) -> Path:
-        make_clean_set(self.folder / "train.h5", dataset="mnist-5k", split="train")
-        return self.folder / "train.h5"
-
-    @cached_property
-    def test_set(self) -> Path:
-        make_clean_set(self.folder / "test.h5", dataset="mnist-5k", split="test")
-        return self.folder / "test.h5"
-
-    @cached_property
-    def classifier(self) -> Path:
-        path = self.folder / "magnet.pt"
-        train_classifier(self.train_set, path, epochs=1, limit=self.sizes.classifier_fit, device=str(self.device),
-                         progress=False)
-        return path
-
-    @cached_property
-    def pairs(self) -> Path:
-        path = self.folder / "fgsm.h5"
-        make_adversarial_set(path, input_path=self.train_set, classifier_path=self.classifier, attack="fgsm",
-                             preset="train-0", device=str(self.device), batch_size=self.sizes.batch,
-                             limit=max(self.sizes.vae, self.sizes.numerics), progress=False)
-        return path
-
-    @cached_property
-    def vae(self) -> Path:
-        torch.manual_seed(0)
-        path = self.folder / "vae.pt"
-        save_checkpoint(path, kind="vae", arch="defense-vae", model=DefenseVAE(), config={"note": "untrained"})
-        return path
-
-    def plain(self, path, model: torch.nn.Module, channels_last: bool = False) -> torch.nn.Module:
-        """The reference's copy of a checkpoint: same weights, nothing frozen, eval mode, default layout (or ours'
-        for the second numerics check, bench.common.check)."""
-        model.load_state_dict(load_checkpoint(path).state_dict)
-        return (place(model, self.device) if channels_last else model.to(self.device)).eval()
-
-    def arrays(self, path, n: int, names) -> list[np.ndarray]:
-        with open_set(path) as reader:
-            batch = reader.read(0, min(n, len(reader)), names)
-        return [batch[name] for name in names]
-
-    def tensors(self, path, n: int, names) -> list[torch.Tensor]:
-        return [torch.from_numpy(a).to(self.device) for a in self.arrays(path, n, names)]
 
 
 def classifier_training(ctx: Context, arch: str = "magnet") -> dict:
@@ -229,200 +133,6 @@ def vae_training(ctx: Context, variant: str) -> dict:
                   batch_size=s.batch, device=dev, note=f"median of {len(ours)} alternating rounds")
 
 
-def _attack_setup(ctx: Context, name: str):
-    """(params, images per pass, units of work per image): CW is timed per iteration of one binary step."""
-    s = ctx.sizes
-    if name == "cw":
-        overrides = [f"max_iterations={s.cw_iterations}", "binary_search_steps=1", "abort_early=false"]
-        return resolve_params("cw", "test", overrides), s.iterative, s.cw_iterations
-    n = {"fgsm": s.attack, "rfgsm": s.attack, "single-pixel": s.pixel}.get(name, s.iterative)
-    return resolve_params(name, "test"), n, 1
-
-
-def attack(ctx: Context, name: str) -> dict:
-    """run_attack over the set's batches (madvae gen's loop, without writing) against advertorch's classes
-    called on per-sample DataLoader batches."""
-    s, dev = ctx.sizes, ctx.device
-    params, n, per_image = _attack_setup(ctx, name)
-    ours_model = load_classifier(ctx.classifier, dev, frozen=True)[0]  # as madvae gen: gradients for the input only
-    ref_model = ctx.plain(ctx.classifier, MagNetClassifier())
-    # numerics: the same images and the same seed (R-FGSM's noise, PGD's random start, the pixel order)
-    x, y = ctx.tensors(ctx.test_set, max(2, s.pixel // 4) if name == "single-pixel" else s.numerics,
-                       ["x_clean", "y"])
-    torch.manual_seed(0)
-    ours_adv = run_attack(name, ours_model, x, y, params).clamp_(0.0, 1.0)
-
-    def pairs_for(channels_last):
-        model = ctx.plain(ctx.classifier, MagNetClassifier(), channels_last) if channels_last else ref_model
-        torch.manual_seed(0)
-        return [(ours_adv, reference.attack(name, model, x, y, params))]
-
-    numerics = check(pairs_for)
-
-    x_all, y_all = ctx.arrays(ctx.test_set, n, ["x_clean", "y"])
-
-    def ours():
-        with open_set(ctx.test_set) as reader:
-            for batch in reader.batches(s.batch, limit=n, names=["x_clean", "y"]):
-                xb, yb = torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev)
-                run_attack(name, ours_model, xb, yb, params).clamp_(0.0, 1.0).cpu().numpy()
-
-    def ref():
-        reference.attack_all(name, ref_model, reference.loader((x_all, y_all), s.batch), params, dev)
-
-    repeats = s.repeats if name in ("fgsm", "rfgsm") else 1  # the others take many seconds per pass
-    work = len(y_all) * per_image
-    label = f"{name} (per iteration)" if name == "cw" else name
-    return figure(label, rate(ours, work, dev, repeats), rate(ref, work, dev, repeats), numerics,
-                  n=len(y_all), batch_size=min(s.batch, len(y_all)), device=dev,
-                  unit="image-iterations/s" if name == "cw" else "images/s", setting=params)
-
-
-def evaluation(ctx: Context) -> dict:
-    """madvae.evaluate.predict_labels through the VAE purifier (inference mode) against a plain forward."""
-    s, dev = ctx.sizes, ctx.device
-    classifier, _ = load_classifier(ctx.classifier, dev)
-    _, purifier, _ = load_defense(ctx.vae, dev)
-    ref_classifier = ctx.plain(ctx.classifier, MagNetClassifier())
-    ref_vae = ctx.plain(ctx.vae, DefenseVAE())
-    (x,) = ctx.arrays(ctx.test_set, s.attack, ["x_clean"])
-    out = {}
-
-    def ours():
-        with open_set(ctx.test_set) as reader:
-            out["ours"] = predict_labels(classifier, reader.batches(s.batch, limit=len(x), names=["x_clean"]), dev,
-                                         "x_clean", purifier)
-
-    def ref():
-        out["ref"] = reference.predict_purified(ref_vae, ref_classifier, reference.loader((x,), s.batch), dev)
-
-    ours_rate, ref_rate = rate(ours, len(x), dev, s.repeats, warmup=ours), rate(ref, len(x), dev, s.repeats,
-                                                                                 warmup=ref)
-    batch = torch.from_numpy(x[:s.numerics]).to(dev)
-    with torch.inference_mode():
-        ours_images = purifier(batch).clone()
-
-    def pairs_for(channels_last):
-        vae = ctx.plain(ctx.vae, DefenseVAE(), channels_last)
-        labels = out["ref"]
-        if channels_last:  # the second check repeats the whole labelling in ours' layout
-            classifier_cl = ctx.plain(ctx.classifier, MagNetClassifier(), True)
-            labels = reference.predict_purified(vae, classifier_cl, reference.loader((x,), s.batch), dev)
-        return [(ours_images, vae(batch)[0]), (torch.from_numpy(out["ours"]), torch.from_numpy(labels))]
-
-    numerics = check(pairs_for)
-    return figure("eval (vae + classifier)", ours_rate, ref_rate, numerics, n=len(x),
-                  batch_size=min(s.batch, len(x)), device=dev)
-
-
-def overpowered(ctx: Context) -> dict:
-    """One Overpowered step (decoder and classifier forward and backward over the noise draws), per image:
-    madvae.attacks.overpowered_attack against a plain loop with one classifier call per draw."""
-    s, dev = ctx.sizes, ctx.device
-    classifier, _ = load_classifier(ctx.classifier, dev)
-    vae, _, _ = load_defense(ctx.vae, dev)
-    ref_classifier = ctx.plain(ctx.classifier, MagNetClassifier())
-    ref_vae = ctx.plain(ctx.vae, DefenseVAE())
-    settings = {**OVERPOWERED, "threshold": THRESHOLD}
-
-    def ours_run(x, y, steps):
-        # every image runs every step, so each pass does the same work
-        return overpowered_attack(vae, classifier, x, y, restarts=1, steps=steps,
-                                  image_seeds=noise_seeds(0, range(len(x)), settings["norm"]), **settings)
-
-    def ref_run(x, y, steps, models=(ref_vae, ref_classifier)):
-        generators = [torch.Generator(device=dev).manual_seed(seed)
-                      for seed in noise_seeds(0, range(len(x)), settings["norm"])]
-        return reference.overpowered(*models, x, y, steps=steps, generators=generators, **settings)
-
-    x, y = ctx.tensors(ctx.test_set, s.numerics, ["x_clean", "y"])
-    steps = max(2, s.overpowered_steps)
-    ours_result = ours_run(x, y, steps)
-
-    def pairs_for(channels_last):
-        models = ((ctx.plain(ctx.vae, DefenseVAE(), True), ctx.plain(ctx.classifier, MagNetClassifier(), True))
-                  if channels_last else (ref_vae, ref_classifier))
-        ref_star, ref_margin = ref_run(x, y, steps, models)
-        return [(ours_result["x_star"], ref_star), (ours_result["margin"], ref_margin)]
-
-    numerics = check(pairs_for)
-
-    x_all, y_all = ctx.arrays(ctx.test_set, s.overpowered, ["x_clean", "y"])
-
-    def ours():
-        with open_set(ctx.test_set) as reader:
-            for batch in reader.batches(s.batch, limit=len(y_all), names=["x_clean", "y"]):
-                ours_run(torch.from_numpy(batch["x_clean"]).to(dev), torch.from_numpy(batch["y"]).to(dev),
-                         s.overpowered_steps)
-
-    def ref():
-        for xb, yb in reference.loader((x_all, y_all), s.batch):
-            ref_run(xb.to(dev), yb.to(dev), s.overpowered_steps)
-
-    work = len(y_all) * s.overpowered_steps
-    return figure("overpowered (per step)", rate(ours, work, dev, 1), rate(ref, work, dev, 1),
-                  numerics, n=len(y_all), batch_size=min(s.batch, len(y_all)), device=dev, unit="image-steps/s",
-                  note=f"norm {OVERPOWERED['norm']}, {OVERPOWERED['noise_samples']} noise draws, 1 restart",
-                  setting={**OVERPOWERED, "restarts": 1})
-
-
-def umap_embedding(ctx: Context) -> dict:
-    """madvae.embed's UMAP call against umap.UMAP as the original configured it, on the same flattened images.
-    Always on the CPU (umap-learn has no GPU path)."""
-    import umap
-
-    from madvae.embed import umap_coordinates
-
-    (x,) = ctx.arrays(ctx.train_set, ctx.sizes.umap, ["x_clean"])
-    x = x.reshape(len(x), -1)
-    started = time.perf_counter()
-    umap_coordinates(x[:100], 42)  # numba compiles UMAP's kernels once per process (about 20 s): keep it out of the timing
-    first_call = time.perf_counter() - started  # what each embed job pays once (bench/estimate.py)
-    out = {}
-
-    def ours():
-        out["ours"] = umap_coordinates(x, 42)
-
-    def ref():
-        with warnings.catch_warnings():  # umap warns that random_state forces one thread
-            warnings.simplefilter("ignore")
-            out["ref"] = umap.UMAP(n_components=2, random_state=42).fit_transform(x)
-
-    cpu = torch.device("cpu")
-    ours_rate, ref_rate = rate(ours, len(x), cpu, 1), rate(ref, len(x), cpu, 1)
-    numerics = compare([(torch.from_numpy(np.asarray(out["ours"], dtype=np.float64)),
-                         torch.from_numpy(np.asarray(out["ref"], dtype=np.float64)))])  # no layout involved
-    return figure(f"umap ({len(x)} points)", ours_rate, ref_rate, numerics, n=len(x), batch_size=len(x), device=cpu,
-                  unit="points/s", setting={"first_call_seconds": round(first_call, 1)})
-
-
-# --- rates only bench/estimate.py needs: madvae's own code path, no reference loop to compare with ---
-
-
-def adaptive(ctx: Context, name: str) -> dict:
-    """One gradient step of an adaptive attack through classifier(VAE(x)), per image, at madvae attack's batch
-    (250); eot at ADAPTIVE_EOT's draws and defense samples. The original code had no adaptive attacks."""
-    s, dev = ctx.sizes, ctx.device
-    classifier, _ = load_classifier(ctx.classifier, dev)
-    vae, _, _ = load_defense(ctx.vae, dev)
-    eot = name == "eot"
-    params = resolve_adaptive_params(name, {"nb_iter": ADAPTIVE_STEPS, "restarts": 1,
-                                            **({"eot_samples": ADAPTIVE_EOT["eot_samples"]} if eot else {})})
-    extra = {"samples": ADAPTIVE_EOT["samples"]} if eot else {}
-    x, y = ctx.tensors(ctx.test_set, s.adaptive, ["x_clean", "y"])
-    batch = min(250, len(y))
-
-    def ours():
-        for start in range(0, len(y), batch):
-            run_adaptive(name, classifier, vae, x[start:start + batch], y[start:start + batch], params, **extra)
-
-    warmup = lambda: run_adaptive(name, classifier, vae, x[:8], y[:8], params, **extra)  # noqa: E731
-    setting = {key: params[key] for key in ("nb_iter", "restarts")} | (ADAPTIVE_EOT if eot else {})
-    return figure(f"adaptive-{name} (per step)", rate(ours, len(y) * ADAPTIVE_STEPS, dev, 1, warmup=warmup), None,
-                  None, n=len(y), batch_size=batch, device=dev, unit="image-steps/s", setting=setting,
-                  note="an untrained VAE and the one-epoch MagNet; no reference (the original had none)")
-
-
 def startup(ctx: Context) -> dict:
     """A workflow job's fixed cost: a fresh `python -m madvae gen` of one FGSM image (the interpreter, torch,
     advertorch and h5py imports, the checkpoint load, a set written), per job."""
@@ -477,13 +187,14 @@ def clean_set(ctx: Context) -> dict:
                   batch_size=4096, device="cpu", note="mnist-5k train")
 
 
+
 SECTIONS = {"classifier": classifier_training,
             **{f"vae-{v}": (lambda ctx, v=v: vae_training(ctx, v)) for v in VARIANTS},
-            **{name: (lambda ctx, name=name: attack(ctx, name)) for name in ATTACKS},
+            **{name: (lambda ctx, name=name: attack(ctx, name)) for name in STORED_ATTACKS},
             "eval": evaluation, "overpowered": overpowered, "umap": umap_embedding,
             **{f"substitute-{a}": (lambda ctx, a=a: classifier_training(ctx, a)) for a in SUBSTITUTES},
             **{f"adaptive-{name}": (lambda ctx, name=name: adaptive(ctx, name)) for name in ADAPTIVE_ATTACKS},
             "startup": startup, "clean-set": clean_set, "threads": thread_scaling}
-GROUPS = {"vae": [f"vae-{v}" for v in VARIANTS], "attacks": list(ATTACKS),
+GROUPS = {"vae": [f"vae-{v}" for v in VARIANTS], "attacks": list(STORED_ATTACKS),
           "substitutes": [f"substitute-{a}" for a in SUBSTITUTES], "adaptive": [f"adaptive-{a}" for a in ADAPTIVE_ATTACKS],
           "all": list(SECTIONS)}

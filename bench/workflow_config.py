@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 COMMON = ROOT / "workflow" / "rules" / "common.smk"
+HELPERS = COMMON.parent / "helpers"  # each rule file's helpers (the sweep grids are in helpers/train.smk)
 # keys the estimate reads before the schema may know them (vae.pairs_per_epoch and its per-variant override)
 NEWER_KEYS = ("pairs_per_epoch",)
 
@@ -46,13 +47,14 @@ def _set_aside_unknown(config: dict) -> list:
 
 
 def workflow_names(config: dict) -> SimpleNamespace:
-    """common.smk's globals (TRAIN_ATTACKS, TEST_ATTACKS, VARIANTS, SWEEPS, VAL_ATTACKS, overpowered_variants, ...)
-    for this config; its check_config() raises the workflow's own errors. The file is plain Python apart from
-    report(), which only its figure helpers call."""
+    """The globals of common.smk and the rule files' helpers (TRAIN_ATTACKS, TEST_ATTACKS, VARIANTS, SWEEPS,
+    VAL_ATTACKS, overpowered_variants, ...) for this config; check_config() raises the workflow's own errors.
+    The files are plain Python apart from report(), which only the figure helpers call."""
     namespace = {"config": config, "report": lambda path, **_: path, "__name__": "common_smk"}
     path = os.environ.get("PATH")
     try:
-        exec(compile(COMMON.read_text(), str(COMMON), "exec"), namespace)
+        for path_of_file in [COMMON, *sorted(HELPERS.glob("*.smk"))]:  # the helpers are plain Python too
+            exec(compile(path_of_file.read_text(), str(path_of_file), "exec"), namespace)
     finally:  # common.smk puts the Python's folder first on PATH for the rules; not wanted here
         if path is not None:
             os.environ["PATH"] = path

@@ -1,75 +1,29 @@
-"""The `madvae` command line: thin Typer verbs over library functions."""
+"""The `madvae` command line: thin Typer verbs over library functions, one per step of the chain.
+
+classifier  madvae.train_classifier   gen      madvae.generate        inspect  madvae.inspect / madvae.verify
+train       madvae.train              attack   madvae.evaluate        embed    madvae.embed (cli_figures.py)
+report      madvae.report, .paper, .selection, .figures (cli_figures.py)
+The choice types (built from the registries) and the shared options are in madvae.cli_options."""
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from madvae import __version__
-from madvae.attacks import ATTACKS, OVERPOWERED_PRESETS
-from madvae.data import SOURCES
-from madvae.errors import Interrupted, MadvaeError
-from madvae.evaluate import EMBED_OVERPOWERED_PARAMS, MODES, Request, evaluate, typed_params
-from madvae.registry import CLASSIFIERS, SUBSTITUTES, VARIANTS
+from madvae.cli_figures import embed, report
+from madvae.cli_options import (MAX_SEED, Arch, AttackMode, AttackName, Dataset, Device, DeviceOpt,
+                                LimitOpt, LossVariant, OverpoweredPreset, Precision, ProgressOpt, SeedOpt, Split,
+                                SubstituteArch, fail_cleanly)
+from madvae.errors import MadvaeError
+from madvae.evaluate import Request, evaluate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None, help="Train, attack and compare Defense-VAE / MAD-VAE purification defenses.")
-
-
-def choices(name: str, values) -> type[Enum]:
-    """A CLI choice type of a registry's names (a member per name, "-" read as "_": ``AttackName.single_pixel``)."""
-    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str)
-
-
-Arch = choices("Arch", CLASSIFIERS)
-SubstituteArch = choices("SubstituteArch", SUBSTITUTES)
-AttackName = choices("AttackName", ["none", *ATTACKS])
-Dataset = choices("Dataset", SOURCES)
-LossVariant = choices("LossVariant", VARIANTS)
-OverpoweredPreset = choices("OverpoweredPreset", OVERPOWERED_PRESETS)
-AttackMode = choices("AttackMode", MODES)  # madvae.evaluate.MODES: its modules are imported when one runs
-
-
-class Split(str, Enum):
-    train = "train"
-    val = "val"
-    test = "test"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-DeviceOpt = Annotated[Device, typer.Option(help="Where to compute: auto picks CUDA when torch sees a GPU.")]
-MAX_SEED = 2**63 - 1  # seeds are stored as HDF5 int64
-SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Random seed: same seed, same output.")]
-LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Use only the first N images (quick runs, tests).")]
-ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
-
-
-def fail_cleanly(func):
-    """Turn a MadvaeError into one line on stderr and exit code 2 (bad input), never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except Interrupted as exc:
-            typer.echo(f"madvae: interrupted: {exc}", err=True)
-            raise typer.Exit(Interrupted.EXIT_CODE) from None
-        except MadvaeError as exc:
-            typer.echo(f"madvae: error: {exc}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 @app.command()
@@ -178,11 +132,6 @@ def inspect(
 # --- train (issue 3: madvae/train.py) ---
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
 @app.command()
 @fail_cleanly
 def train(
@@ -282,173 +231,8 @@ def _summary(metrics: dict) -> str:
     return "; ".join(parts)
 
 
-# --- embed (issue 3: madvae/embed.py) ---
-
-
-class EmbedSpace(str, Enum):
-    input = "input"
-    latent = "latent"
-    output = "output"
-    overpowered_latent = "overpowered-latent"
-    overpowered_output = "overpowered-output"
-
-
-class EmbedColour(str, Enum):
-    true = "true"
-    predicted = "predicted"
-
-
-class SetField(str, Enum):
-    x_adv = "x_adv"
-    x_clean = "x_clean"
-
-
-@app.command()
-@fail_cleanly
-def embed(
-    set_path: Annotated[Path, typer.Argument(metavar="SET", help="HDF5 set to embed.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="One figure: writes PREFIX.csv and PREFIX.png.")]
-    = None,
-    out_dir: Annotated[Optional[Path], typer.Option(
-        help="Several figures of the same samples in one run (UMAP compiles once): DIR/input.* and "
-             "DIR/NAME_SPACE.* for each --vae and each --space but input.")] = None,
-    space: Annotated[Optional[list[EmbedSpace]], typer.Option(
-        help="input: the images; latent: VAE means; output: VAE outputs; overpowered-latent / overpowered-output: "
-             "latent means / VAE outputs of the clean images before and after the Overpowered Attack, side by "
-             "side (paper Figures 6 and 5; needs --classifier). Repeatable with --out-dir. Default: input.")]
-    = None,
-    colour: Annotated[EmbedColour, typer.Option(help="true labels, or the classifier's predicted labels.")]
-    = EmbedColour.true,
-    field: Annotated[Optional[SetField], typer.Option(help="Images to use. Default: x_adv when the set has it.")]
-    = None,
-    vae: Annotated[Optional[list[str]], typer.Option(
-        metavar="[NAME=]PATH", help="VAE checkpoint (needed for latent and output). Repeatable with --out-dir; "
-                                    "NAME (default: the file stem) names its figures.")] = None,
-    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (needed for --colour predicted).")]
-    = None,
-    n: Annotated[int, typer.Option("--n", min=1, help="Random samples to embed (all if the set is smaller).")] = 3000,
-    width: Annotated[float, typer.Option(min=1, help="Figure width in inches (paper: 14).")] = 7.0,
-    height: Annotated[float, typer.Option(min=1, help="Figure height in inches (paper: 10).")] = 5.0,
-    dpi: Annotated[int, typer.Option(min=50, max=1200, help="Figure resolution (paper: 300).")] = 150,
-    norm: Annotated[Optional[float], typer.Option(
-        help="Overpowered spaces: the attack's robustness norm, the L2 norm of its noise. Default: 1.0, the "
-             "paper's figures'.")] = None,
-    preset: Annotated[Optional[OverpoweredPreset], typer.Option(
-        help="Overpowered spaces: the attack's settings, quick (CPU) or paper. Default: quick.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
-        help="Overpowered spaces: override restarts, steps or noise_samples, e.g. --param steps=10 (repeatable).")]
-    = None,
-    seed: SeedOpt = 42, device: DeviceOpt = Device.auto, progress: ProgressOpt = True,
-):
-    """UMAP figures and coordinates of images, VAE latent means or VAE outputs (paper section 3.4), and of
-    latents and outputs before and after the Overpowered Attack (section 3.5). Overpowered figures are two
-    panels, each --width wide."""
-    from madvae.embed import embed_figures, plan_figures
-
-    overpowered = typed_params("madvae embed", param or [], EMBED_OVERPOWERED_PARAMS, hint=" (the norm is --norm)")
-    if norm is not None:
-        overpowered["norm"] = norm
-    if preset is not None:
-        overpowered["preset"] = preset.value
-    figures = plan_figures([s.value for s in space or [EmbedSpace.input]], vae or [], out=out, out_dir=out_dir)
-    written = embed_figures(set_path, figures, field=field.value if field else None, classifier_path=classifier,
-                            colour=colour.value, n=n, seed=seed, device=device.value, figsize=(width, height),
-                            dpi=dpi, progress=progress, overpowered=overpowered)
-    for info in written:
-        attacked = (f", Overpowered Attack at norm {float(info['norm'])}: {info['budget_fraction']:.0%} within "
-                    "its L2 budget" if "norm" in info else "")
-        typer.echo(f"{info['png']}: UMAP of {info['n']} {info['space']}-space samples ({info['field']}, defense "
-                   f"{info['defense']}{attacked}, coloured by {info['colour']} label); coordinates in {info['csv']}")
-
-
-# --- report (issue 3: madvae/report.py) ---
-
-
-class ReportKind(str, Enum):
-    whitebox = "whitebox"
-    blackbox_paper = "blackbox-paper"
-    blackbox_transfer = "blackbox-transfer"
-    adaptive = "adaptive"
-    overpowered = "overpowered"
-    selection = "selection"
-    samples = "samples"
-    curves = "curves"
-
-
-@app.command()
-@fail_cleanly
-def report(
-    inputs: Annotated[list[Path], typer.Argument(
-        metavar="INPUT", help="Tables: result JSON files of `madvae attack`, or folders. samples: one adversarial "
-                              "set. curves: training logs ([NAME=]<vae>.steps.csv or .train.csv of `madvae train`).")],
-    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables or the figure.")],
-    kind: Annotated[ReportKind, typer.Option(
-        help="A table (Tables 1, 2 and 3 of the paper, and the adaptive attacks: from the results' kind), "
-             "selection (a sweep's candidates on the validation sets: NAME.csv, NAME.md and the kept models in "
-             "NAME.json), or a figure: samples (clean / adversarial / purified digits), curves (training loss "
-             "terms).")]
-    = ReportKind.whitebox,
-    name: Annotated[Optional[str], typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
-                                                     "NAME.md (overpowered: NAME.csv; figures: NAME.png). "
-                                                     "Default: the kind.")] = None,
-    classifier: Annotated[Optional[Path], typer.Option(help="samples: the classifier whose predictions are shown.")]
-    = None,
-    vae: Annotated[Optional[list[str]], typer.Option(
-        metavar="[NAME=]PATH", help="samples: a purifier whose outputs make a row (repeatable).")] = None,
-    device: DeviceOpt = Device.auto,
-    criterion: Annotated[str, typer.Option(help="selection: mean-accuracy (over the validation attacks) or "
-                                                "min-accuracy (the worst one).")] = "mean-accuracy",
-    paper: Annotated[bool, typer.Option("--paper", help=(
-        "whitebox, blackbox-paper, overpowered: also NAME_paper.md, NAME_paper.csv and NAME_claims.csv, ours beside "
-        "the paper's Table 1, 2 or 3 on its metric, and its claims checked (full-MNIST test results only)."))]
-    = False,
-):
-    """Tables shaped like the paper's (accuracy and agreement, CSV and Markdown), sample grids and training curves."""
-    stem = name or kind.value.replace("-", "_")
-    if paper:
-        from madvae.paper import load_reference, table_spec
-
-        table_spec(load_reference(), kind.value)  # the paper has Tables 1-3 only
-    if kind is ReportKind.selection:
-        from madvae.selection import write_selection
-
-        record = write_selection(inputs, out_dir, name=stem, criterion=criterion)["record"]
-        kept = ", ".join(f"{v}: {w['checkpoint']}" for v, w in record["selected"].items())
-        typer.echo(f"{Path(out_dir) / stem}.{{csv,md,json}}: {len(record['candidates'])} candidates by "
-                   f"{criterion}; kept {kept}")
-        return
-    if kind in (ReportKind.samples, ReportKind.curves):
-        from madvae import figures
-        from madvae.util import named_paths
-
-        png = Path(out_dir) / f"{stem}.png"
-        if kind is ReportKind.curves:
-            logs = {name: Path(path) for name, path in named_paths(
-                [str(p) if "=" in str(p) else f"{p.name.split('.')[0]}={p}" for p in inputs], "INPUT").items()}
-            typer.echo(f"{figures.training_curves(logs, png)}: training curves of {', '.join(logs)}")
-            return
-        if len(inputs) != 1 or classifier is None:
-            raise MadvaeError("samples: give one adversarial set and --classifier")
-        vaes = named_paths(vae or [], "--vae")
-        figures.sample_grid(inputs[0], png, classifier_path=classifier, vaes=vaes, device=device.value)
-        typer.echo(f"{png}: clean, adversarial and purified ({', '.join(vaes) or 'no purifier'}) samples")
-        return
-    if paper:
-        from madvae.paper import write_with_paper as write_tables
-    else:
-        from madvae.report import write_tables
-
-    written = write_tables(inputs, out_dir, name=stem, kind=kind.value)
-    table = written["table"]
-    for path in table.skipped:
-        typer.echo(f"{path}: no row in the {kind.value} table (skipped)", err=True)
-    files = ", ".join(str(path) for path in written["files"].values())
-    typer.echo(f"{files}: {len(table.rows)} rows x {len(table.columns)} columns "
-               f"({table.dataset} {table.split}, n = {table.n})")
-    if paper:
-        from madvae.paper import tally
-
-        typer.echo(tally(written["comparison"]))
+app.command()(embed)
+app.command()(report)
 
 
 @app.command()

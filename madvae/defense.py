@@ -4,13 +4,15 @@ Every attack and evaluation, the figures and bench/ build it from here."""
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.results import vae_training
-from madvae.util import sha256_file, to_device
+from madvae.util import resolve_device, seed_everything, sha256_file, to_device
 
 
 def mean_decoding(vae, x):
@@ -23,6 +25,24 @@ def sampled_decoding(vae, mean, logvar, samples: int):
     mean + noise * std, drawn one decoding after another."""
     std = torch.exp(0.5 * logvar)
     return torch.stack([vae.decode(mean + torch.randn_like(std) * std) for _ in range(samples)]).mean(0)
+
+
+class Target(torch.nn.Module):
+    """What every attack gets (madvae.attacks): ``classifier(purify(x))``, where purify is ``vae``'s
+    posterior-mean decoding (samples=0) or the average of ``samples`` sampled decodings, and the identity without
+    a VAE. Defense-unaware attacks call it with no VAE; adaptive ones read its parts."""
+
+    def __init__(self, classifier, vae=None, samples: int = 0):
+        super().__init__()
+        self.classifier, self.vae, self.samples = classifier, vae, samples
+
+    def purify(self, x):
+        if self.vae is None or self.samples <= 0:
+            return mean_decoding(self.vae, x)
+        return sampled_decoding(self.vae, *self.vae.encode(x), self.samples)
+
+    def forward(self, x):
+        return self.classifier(self.purify(x))
 
 
 def make_purifier(vae, samples: int = 0):
@@ -76,3 +96,34 @@ def load_defense(vae_path, dev, *, defense_name: str | None = None, samples: int
     defense = {"name": defense_name or vae_ckpt.config.get("loss", vae_ckpt.arch), "checkpoint": str(vae_path),
                "sha256": sha256_file(vae_path), "samples": samples, "training": vae_training(vae_ckpt)}
     return vae, make_purifier(vae, samples), defense
+
+
+@dataclass
+class Loaded:
+    """An evaluation's models, loaded by ``load_evaluation``: the device, the classifier and its checkpoint, the
+    VAE (or None), its purifier and the defense's description for the result JSON."""
+    device: torch.device
+    classifier: torch.nn.Module
+    classifier_checkpoint: object
+    vae: torch.nn.Module | None
+    purifier: object
+    defense: dict
+    samples: int = 0
+
+    @property
+    def target(self) -> Target:
+        return Target(self.classifier, self.vae, self.samples)
+
+
+def load_evaluation(classifier_path, vae_path, *, device: str, seed: int, defense_name: str | None = None,
+                    samples: int = 0, evaluated_set=None, check_classifier=None) -> Loaded:
+    """Pick the device, seed every generator, load the classifier (``check_classifier(checkpoint)`` may refuse
+    it) and the defense: the start every evaluation shares, in this order so that its random draws match."""
+    dev = resolve_device(device)
+    seed_everything(seed)
+    classifier, checkpoint = load_classifier(classifier_path, dev)
+    if check_classifier is not None:
+        check_classifier(checkpoint)
+    vae, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples,
+                                          evaluated_set=evaluated_set)
+    return Loaded(dev, classifier, checkpoint, vae, purifier, defense, samples)

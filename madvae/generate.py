@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from madvae.attacks import get_attack, resolve_params, run_attack
 from madvae.attacks.whitebox import ADVERTORCH_VERSION
-from madvae.defense import load_classifier
+from madvae.defense import Target, load_classifier
 from madvae.data import SPLIT_PROVENANCE, describe_split, load_source
 from madvae.errors import MadvaeError
 from madvae.store import SetWriter, open_set
@@ -50,7 +50,7 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
                          quick: bool = False, device: str = "auto", batch_size: int = 500,
                          limit: int | None = None, seed: int | None = None, progress: bool = True) -> dict:
     refuse_output_over_inputs({"--out": out}, {"input set": input_path, "classifier": classifier_path})
-    spec = get_attack(attack)
+    spec = get_attack(attack, "stored")
     params = resolve_params(attack, preset, overrides, quick)
     if batch_size < 1:
         raise MadvaeError("--batch-size must be at least 1")
@@ -58,6 +58,7 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
         raise MadvaeError("--limit must be at least 1")
     dev = resolve_device(device)
     model, checkpoint = load_classifier(classifier_path, dev, frozen=True)  # gradients for the input only
+    target = Target(model)
     source = open_set(input_path)
     if source.has_adv:
         raise MadvaeError("input must be a clean set (attack 'none'); this one is already adversarial", input_path)
@@ -80,7 +81,7 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
         for batch in source.batches(batch_size, limit=n):
             x = to_device(batch["x_clean"], dev)
             y = to_device(batch["y"], dev)
-            x_adv = run_attack(attack, model, x, y, params).clamp_(0.0, 1.0)
+            x_adv = run_attack(attack, target, x, y, params).clamp_(0.0, 1.0)
             writer.write(batch["x_clean"], batch["y"], x_adv.cpu().numpy())
             bar.update(len(y))
         bar.close()

@@ -1,8 +1,8 @@
 """The architecture and loss-variant registries. Torch-free, so that the CLI's choices, the config schema's test
 and the workflow's wildcard constraints read the names from here without importing a model.
 
-The other registries: attacks (madvae.attacks: ATTACKS, ADAPTIVE_ATTACKS, OVERPOWERED_PRESETS), evaluation modes
-(madvae.evaluate.MODES), data sets (madvae.data.SOURCES).
+The other registries: attacks (madvae.attacks: ATTACKS, with its STORED_ATTACKS and ADAPTIVE_ATTACKS views, and
+OVERPOWERED_PRESETS), evaluation modes (madvae.evaluate.MODES), data sets (madvae.data.SOURCES).
 """
 from __future__ import annotations
 

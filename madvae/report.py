@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from madvae.attacks import ADAPTIVE_ATTACKS, ATTACKS
+from madvae.attacks import ADAPTIVE_ATTACKS, STORED_ATTACKS
 from madvae.errors import MadvaeError
 from madvae.outcomes import defense_label, worst_case_rows
 from madvae.registry import SUBSTITUTES, VARIANTS
@@ -15,7 +15,7 @@ from madvae.table_notes import (attack_settings_note, classifier_note, defense_n
                                 settings_label)
 from madvae.util import atomic_output
 
-ATTACK_ROWS = {name: spec.label for name, spec in ATTACKS.items()}
+ATTACK_ROWS = {name: spec.label for name, spec in STORED_ATTACKS.items()}
 ADAPTIVE_ROWS = {name: spec.label for name, spec in ADAPTIVE_ATTACKS.items()}
 SUBSTITUTE_ROWS = {name: name for name in SUBSTITUTES}
 CLEAN_ROW = "No attack (clean digits)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from madvae.attacks import ADAPTIVE_ATTACKS, ATTACKS, OVERPOWERED_PRESETS
+from madvae.attacks import ADAPTIVE_ATTACKS, OVERPOWERED_PRESETS, STORED_ATTACKS, SUBSTITUTE_TRAINING
 from madvae.errors import MadvaeError
 from madvae.registry import DEFAULT_EPOCHS, SUBSTITUTES
 
@@ -18,10 +18,11 @@ PAPER_VAE_EPOCHS = DEFAULT_EPOCHS
 PAPER_VAE_BATCH = 512
 PAPER_TRAIN_DIGITS = 60_000  # MNIST's training file: identity's pairs
 PAPER_PAIRS = 9 * PAPER_TRAIN_DIGITS  # 3 attacks x 3 settings
-PAPER_TRAINING_GRID = [(attack, preset) for attack, spec in ATTACKS.items() for preset in spec.presets
+PAPER_TRAINING_GRID = [(attack, preset) for attack, spec in STORED_ATTACKS.items() for preset in spec.presets
                        if preset.startswith("train-")]
 PAPER_CLASSIFIER_EPOCHS = {"magnet": 50, **{arch: 29 for arch in SUBSTITUTES}}  # MagNet: "up to 50"
-TRANSFER_FULL = {"holdout": 150, "rounds": 6, "lam": 0.1, "substitute_epochs": 10}  # Defense-GAN's setting
+# Defense-GAN's setting: the substitute training's full settings (FGSM's eps is compared with the attack's)
+TRANSFER_FULL = {key: value for key, value in SUBSTITUTE_TRAINING.presets["test"].items() if key != "eps"}
 # recorded with an attack's parameters but not parameters of the attack itself
 _BOOKKEEPING = {"attack", "preset", "quick", "library", "library_version", "batch_size", "device", "torch_version",
                 "seed"}
@@ -46,15 +47,15 @@ def attack_reference(kind: str, result: dict) -> tuple[str, dict]:
     """(what the reference is called, its parameters) for the attack of one result."""
     attack = result.get("attack")
     if kind == "adaptive" and attack in ADAPTIVE_ATTACKS:
-        return "full", ADAPTIVE_ATTACKS[attack].defaults
+        return "full", ADAPTIVE_ATTACKS[attack].presets["test"]
     if kind == "overpowered":
         paper = OVERPOWERED_PRESETS["paper"]
         return "paper", {key: (list(value) if isinstance(value, tuple) else value)
                          for key, value in paper.items() if key != "n"}
     if kind == "blackbox-transfer":
         return "Defense-GAN", TRANSFER_FULL
-    if attack in ATTACKS:
-        return "paper", ATTACKS[attack].presets["test"]
+    if attack in STORED_ATTACKS:
+        return "paper", STORED_ATTACKS[attack].presets["test"]
     return "paper", {}
 
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 import csv
 import json
 import math
-import signal
-import threading
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from madvae.checkpoint import load_checkpoint, save_atomically, save_checkpoint
+from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.defense import load_classifier
 from madvae.errors import Interrupted, MadvaeError
 from madvae.losses import TERMS, LossWeights, init_centres, total_loss
 from madvae.registry import DEFAULT_EPOCHS, USES_CENTRES, USES_CLASSIFIER, VARIANTS
+from madvae.resume import TerminationRequest, load_state, resume_path_for, run_fingerprint, save_state
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
 from madvae.stream import count_samples, epoch_size, shuffled_batches
@@ -30,41 +29,9 @@ from madvae.util import (atomic_output, refuse_output_over_inputs, resolve_devic
                          to_device)
 
 STEPS_PER_EPOCH = 25  # points per epoch on the training curve (fewer when an epoch has fewer batches)
-RESUME_FORMAT = "madvae.train-resume"
 # fp32: the reference. bf16: autocast of the VAE's forward pass (for GPUs with bfloat16 units; on a CPU without
 # them it is slower). tests/test_precision.py states and checks how far a bf16 run may drift from fp32.
 PRECISIONS = ("fp32", "bf16")
-# options that may change between an interrupted run and its --resume without changing the result
-RESUMABLE_CHANGES = ("epochs", "sets", "classifier", "device")
-
-
-class TerminationRequest:
-    """Turns SIGTERM (what SLURM sends before killing a job at its time limit or on preemption) into a flag the
-    training loop checks after each batch, so it can save its state first. Only the main thread can install a
-    handler; elsewhere the flag stays down and SIGTERM keeps its default effect."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def resume_path_for(out) -> Path:
-    out = Path(out)
-    return out.with_name(out.name + ".resume.pt")
-
-
 def log_path_for(out) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".train.csv")
@@ -135,20 +102,6 @@ def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_f
         raise MadvaeError("need 0 < centre lr decay <= 1 and centre lr floor >= 0")
 
 
-def _fingerprint(config, set_hashes, classifier_hash) -> dict:
-    kept = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
-    return {**kept, "set_sha256": set_hashes, "classifier_sha256": classifier_hash}
-
-
-def _check_same_run(state_path, saved: dict, current: dict):
-    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-    if changed:
-        detail = ", ".join(f"{k} differs" if k.endswith("sha256") else f"{k} {saved.get(k)!r} -> {current.get(k)!r}"
-                           for k in changed[:3])
-        raise MadvaeError(f"--resume with a different configuration ({detail})", state_path,
-                          "rerun with the original options, or delete the resume state to start over")
-
-
 def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | None = None, batch_size: int = 512,
               lr: float = 1e-3, lr_decay: float = 0.998, lr_floor: float = 1e-5, proximity_lr: float = 0.5,
               distance_lr: float = 1e-4, centre_lr_decay: float = 0.1, centre_lr_floor: float = 1e-5,
@@ -199,7 +152,7 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
                   "sets": [str(p) for p in set_paths], "classifier": str(classifier_path) if classifier_path else None}
         set_hashes = [sha256_file(p) for p in set_paths]
         classifier_hash = sha256_file(classifier_path) if classifier_path else None
-        fingerprint = _fingerprint(config, set_hashes, classifier_hash)
+        fingerprint = run_fingerprint(config, set_hashes, classifier_hash)
         history = _run(readers, state_path, config, fingerprint, weights, classifier, dev, resume, progress)
         meta = {"history": history["epochs"], "training_sets": [_describe_set(p, h, r)
                                                                   for p, h, r in zip(set_paths, set_hashes, readers)],
@@ -238,7 +191,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config["lr_decay"])
     history, start, skip, partial = [], 0, 0, {}
     if resume and state_path.exists():
-        state = _load_state(state_path, fingerprint)
+        state = load_state(state_path, fingerprint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -297,7 +250,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
                     bar.close()
                     partial = {"sums": sums, "seen": seen, "seconds": before + time.perf_counter() - started,
                                "steps": steps, "window": window}
-                    _save_state(state_path, fingerprint=fingerprint, epoch=epoch, history=history, model=model,
+                    save_state(state_path, fingerprint=fingerprint, epoch=epoch, history=history, model=model,
                                 optimizer=optimizer, scheduler=scheduler, centres=centres,
                                 centre_optims=centre_optims, centre_schedulers=centre_schedulers, dev=dev,
                                 batch=index + 1, partial=partial)
@@ -316,7 +269,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
             elapsed = before + time.perf_counter() - started
             history.append({"epoch": epoch + 1, **{k: sums[k] / seen for k in TERMS if k in sums}, "lr": lr_now,
                             "images_per_s": seen / elapsed, "seconds": elapsed, "steps": steps})
-            _save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
+            save_state(state_path, fingerprint=fingerprint, epoch=epoch + 1, history=history, model=model,
                         optimizer=optimizer, scheduler=scheduler, centres=centres, centre_optims=centre_optims,
                         centre_schedulers=centre_schedulers, dev=dev)
     return {"epochs": history, "model": model.cpu(), "centres": centres, "resumed_from": resumed_from}
@@ -352,34 +305,6 @@ def _trace_row(window: dict, *, epoch: int, images: int) -> dict:
     """Mean loss terms over the batches since the last row: the training curve's points."""
     return {"epoch": epoch + 1, "images": images,
             **{name: value / window["images"] for name, value in window.items() if name != "images"}}
-
-
-def _save_state(path, *, fingerprint, epoch, history, model, optimizer, scheduler, centres, centre_optims,
-                centre_schedulers, dev, batch: int = 0, partial: dict | None = None):
-    """Plain dicts, tensors and strings only, so torch.load(weights_only=True) reads it back. ``epoch``: epochs
-    finished; ``batch``: batches finished of the next one (a SIGTERM'd run), with their loss sums in ``partial``."""
-    state = {"format": RESUME_FORMAT, "fingerprint": json.dumps(fingerprint, sort_keys=True), "epoch": epoch,
-             "batch": batch, "partial": json.dumps(partial or {}),
-             "history": json.dumps(history), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(),
-             "centres": {name: tensor.detach() for name, tensor in centres.items()},
-             "centre_optimizers": {name: opt.state_dict() for name, opt in centre_optims.items()},
-             "centre_schedulers": {name: sched.state_dict() for name, sched in centre_schedulers.items()},
-             "rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-    save_atomically(state, path)
-
-
-def _load_state(path, fingerprint) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refusals and truncation alike: the state is unusable either way
-        raise MadvaeError(f"unreadable resume state ({type(exc).__name__})", path,
-                          "delete it to start over") from exc
-    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
-        raise MadvaeError("not a madvae training resume state", path, "delete it to start over")
-    _check_same_run(path, json.loads(state["fingerprint"]), json.loads(json.dumps(fingerprint)))
-    return state
 
 
 def _write_log(path, history) -> Path:

@@ -1,20 +1,44 @@
 """Write config/README.md, the workflow's config reference, from workflow/schemas/config.schema.yaml (the one
-place each key is declared) and the opening comments of the shipped configs.
+place each key is declared) and the opening comments of the shipped configs; and write the schema's name lists
+from madvae's registries: a schema line ending in ``# registry: KIND`` gets the names of REGISTRY_NAMES[KIND]
+as its ``enum: [...]``, so a new attack, variant or architecture reaches the config schema from its registry entry.
 
-    python scripts/config_reference.py           # rewrite config/README.md
-    python scripts/config_reference.py --check   # exit 1 if config/README.md is not what the schema gives
+    python scripts/config_reference.py           # rewrite the schema's registry enums and config/README.md
+    python scripts/config_reference.py --check   # exit 1 if either is not what the registries and schema give
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from madvae.attacks import ADAPTIVE_ATTACKS, OVERPOWERED_PRESETS, STORED_ATTACKS  # noqa: E402
+from madvae.data import SOURCES  # noqa: E402
+from madvae.registry import CLASSIFIERS, SUBSTITUTES, VARIANTS  # noqa: E402
+
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 OUT = ROOT / "config" / "README.md"
+REGISTRY_NAMES = {"stored-attacks": STORED_ATTACKS, "adaptive-attacks": ADAPTIVE_ATTACKS, "datasets": SOURCES,
+                  "classifiers": CLASSIFIERS, "substitutes": SUBSTITUTES, "loss-variants": VARIANTS,
+                  "overpowered-presets": OVERPOWERED_PRESETS}
+_TAGGED = re.compile(r"^(?P<head>.*?enum: \[)[^\]]*(?P<tail>\].*#\s*registry:\s*(?P<kind>[a-z-]+)\s*)$")
+
+
+def schema_with_registry_names(text: str) -> str:
+    """The schema text with every tagged line's enum replaced by its registry's names, in registry order."""
+    lines = []
+    for line in text.split("\n"):
+        match = _TAGGED.match(line)
+        if match:
+            names = ", ".join(REGISTRY_NAMES[match["kind"]])
+            line = f"{match['head']}{names}{match['tail']}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def resolve(node: dict, defs: dict) -> dict:
@@ -100,13 +124,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
-    text = render()
+    schema_text = SCHEMA.read_text()
+    schema = schema_with_registry_names(schema_text)
     if args.check:
-        if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is out of date: run python scripts/config_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
+        stale = [path for path, now, wanted in ((SCHEMA, schema_text, schema),
+                                                (OUT, OUT.read_text() if OUT.exists() else None, None))
+                 if now != (wanted if wanted is not None else render())]
+        for path in stale:
+            print(f"{path.relative_to(ROOT)} is out of date: run python scripts/config_reference.py", file=sys.stderr)
+        return 1 if stale else 0
+    if schema != schema_text:
+        SCHEMA.write_text(schema)
+        print(f"wrote {SCHEMA.relative_to(ROOT)}")
+    OUT.write_text(render())
     print(f"wrote {OUT.relative_to(ROOT)}")
     return 0
 

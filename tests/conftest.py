@@ -53,3 +53,11 @@ def trained_classifier(tmp_path_factory):
 def images_and_labels(n=32, seed=0):
     rng = np.random.default_rng(seed)
     return rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n).astype(np.int64)
+
+
+@pytest.fixture()
+def env(tmp_path, random_classifier):
+    """A bad-input case's fresh folder (tests/reliability/bad_input.py): inputs under in/, outputs under out/."""
+    from tests.reliability.bad_input import Env
+
+    return Env(tmp_path, random_classifier)

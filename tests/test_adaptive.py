@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
-from madvae.attacks import ADAPTIVE_ATTACKS, resolve_adaptive_params, run_adaptive
+from madvae.attacks import ADAPTIVE_ATTACKS, resolve_params, run_attack
+from madvae.defense import Target
 from madvae.attacks.adaptive import bpda_gradient, eot_gradient
 from madvae.checkpoint import save_checkpoint
 from madvae.cli import app
@@ -99,10 +100,10 @@ def test_attack_invariants(name, digits):
     flags = [p.requires_grad for p in (*classifier.parameters(), *vae.parameters())]
     x, y = digits[0][:16], digits[1][:16]
     original = x.clone()
-    params = resolve_adaptive_params(name, {k: v for k, v in FAST.items() if k in ADAPTIVE_ATTACKS[name].defaults})
-    extra = {"samples": 2} if name == "eot" else {}
+    params = resolve_params(name, "test", {k: v for k, v in FAST.items() if k in ADAPTIVE_ATTACKS[name].presets["test"]})
+    target = Target(classifier, vae, 2 if name == "eot" else 0)
     torch.manual_seed(1)
-    x_adv = run_adaptive(name, classifier, vae, x, y, params, **extra)
+    x_adv = run_attack(name, target, x, y, params)
     assert torch.equal(x, original), "the input batch was modified"
     assert x_adv.shape == x.shape and x_adv.dtype == torch.float32
     assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
@@ -111,7 +112,7 @@ def test_attack_invariants(name, digits):
     assert [p.requires_grad for p in (*classifier.parameters(), *vae.parameters())] == flags
     assert all(p.grad is None for p in (*classifier.parameters(), *vae.parameters()))
     torch.manual_seed(1)
-    assert torch.equal(run_adaptive(name, classifier, vae, x, y, params, **extra), x_adv), "not reproducible"
+    assert torch.equal(run_attack(name, target, x, y, params), x_adv), "not reproducible"
 
 
 def test_without_a_vae_every_attack_is_the_same_plain_pgd(digits):
@@ -121,8 +122,8 @@ def test_without_a_vae_every_attack_is_the_same_plain_pgd(digits):
     results = []
     for name in sorted(ADAPTIVE_ATTACKS):
         torch.manual_seed(1)
-        params = resolve_adaptive_params(name, {"nb_iter": 3, "eps_iter": 0.1, "restarts": 1})
-        results.append(run_adaptive(name, classifier, None, x, y, params))
+        params = resolve_params(name, "test", {"nb_iter": 3, "eps_iter": 0.1, "restarts": 1})
+        results.append(run_attack(name, Target(classifier), x, y, params))
     assert all(torch.equal(results[0], other) for other in results[1:])
 
 
@@ -168,9 +169,9 @@ def test_adaptive_attack_beats_the_defense_unaware_one(trained, digits):
     assert accuracy(classifier, x, y, vae) > 0.6, "the tiny defense must work on clean digits for this to mean much"
     params = {"eps": 0.1, "nb_iter": 10, "eps_iter": 0.025, "restarts": 1}
     torch.manual_seed(0)
-    unaware = run_adaptive("pgd-e2e", classifier, None, x, y, params)  # plain PGD on the classifier alone
+    unaware = run_attack("pgd-e2e", Target(classifier), x, y, params)  # plain PGD on the classifier alone
     torch.manual_seed(0)
-    adaptive = run_adaptive("pgd-e2e", classifier, vae, x, y, params)
+    adaptive = run_attack("pgd-e2e", Target(classifier, vae), x, y, params)
     assert accuracy(classifier, adaptive, y, vae) < accuracy(classifier, unaware, y, vae)
 
 
@@ -180,7 +181,7 @@ def test_accuracy_does_not_increase_with_eps(trained, digits):
     curve = []
     for eps in (0.0, 0.05, 0.1, 0.2, 0.3):
         torch.manual_seed(0)
-        x_adv = run_adaptive("pgd-e2e", classifier, vae, x, y, {"eps": eps, "nb_iter": 5, "eps_iter": eps / 3,
+        x_adv = run_attack("pgd-e2e", Target(classifier, vae), x, y, {"eps": eps, "nb_iter": 5, "eps_iter": eps / 3,
                                                                  "restarts": 1})
         curve.append(accuracy(classifier, x_adv, y, vae))
     assert curve[0] == accuracy(classifier, x, y, vae)  # eps 0 leaves the digits as they are
@@ -244,7 +245,7 @@ def test_evaluate_adaptive_without_a_defense(clean_test_set, random_classifier, 
     ({"attack": "bpda", "params": ["eps=nan"]}, "out of range"),
     ({"attack": "bpda", "params": ["eot_samples=2"]}, "no parameter"),
     ({"attack": "pgd-e2e", "params": ["restarts"]}, "name=value"),
-    ({"attack": "pgd-e2e", "params": ["restarts=two"]}, "not a valid int"),
+    ({"attack": "pgd-e2e", "params": ["restarts=two"]}, "restarts=two is not a whole number"),
     ({"attack": "eot", "samples": 0, "vae": True}, "samples >= 1"),
     ({"attack": "pgd-e2e", "samples": -1}, "--samples"),
     ({"attack": "pgd-e2e", "batch_size": 0}, "--batch-size"),
@@ -258,7 +259,7 @@ def test_bad_input_is_a_clear_error(kwargs, needle, clean_test_set, random_class
 
 
 def test_quick_cut_is_announced_in_the_params():
-    full, quick = resolve_adaptive_params("eot"), resolve_adaptive_params("eot", quick=True)
+    full, quick = resolve_params("eot"), resolve_params("eot", quick=True)
     assert full["nb_iter"] == 40 and full["eot_samples"] == 8 and quick["nb_iter"] < full["nb_iter"]
-    assert resolve_adaptive_params("pgd-e2e", ["eps=0"])["eps"] == 0.0  # the start of an eps curve
-    assert np.isclose(resolve_adaptive_params("bpda", {"eps_iter": "0.02"})["eps_iter"], 0.02)
+    assert resolve_params("pgd-e2e", "test", ["eps=0"])["eps"] == 0.0  # the start of an eps curve
+    assert np.isclose(resolve_params("bpda", "test", {"eps_iter": "0.02"})["eps_iter"], 0.02)

@@ -55,7 +55,7 @@ def test_each_mode_writes_its_result_kind(tmp_path, clean_test_set, random_class
     (["--mode", "overpowered", "--classifier", "{clf}"], "give --vae"),
     (["--mode", "pgd-e2e"], "needs --classifier"),
     (["--classifier", "{clf}", "--param", "eps=0.1"], "does not apply to --mode stored"),
-    (["--mode", "blackbox-transfer", "--classifier", "{clf}", "--param", "steps=3"], "does not apply"),
+    (["--mode", "blackbox-transfer", "--classifier", "{clf}", "--param", "steps=3"], "has no parameter 'steps'"),
     (["--mode", "overpowered", "--classifier", "{clf}", "--vae", "{vae}", "--param", "norms=abc"],
      "not a comma-separated list of numbers"),
 ])

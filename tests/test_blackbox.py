@@ -12,7 +12,7 @@ from madvae.evaluate.blackbox import evaluate_blackbox_paper, evaluate_blackbox_
 from madvae.models import DefenseVAE, build
 from madvae.store import write_set
 
-FAST = {"rounds": 2, "substitute_epochs": 1, "device": "cpu", "progress": False}
+FAST = {"params": {"rounds": 2, "substitute_epochs": 1}, "device": "cpu", "progress": False}
 
 
 class _Linear(torch.nn.Module):
@@ -145,8 +145,9 @@ def test_transfer_mode_holds_out_the_attacker_images(tmp_path, checkpoints, monk
 
     monkeypatch.setattr(ebb, "run_attack", spy)
     result = evaluate_blackbox_transfer(path, checkpoints / "magnet.pt", tmp_path / "t.json", substitute_arch="E",
-                                        vae_path=checkpoints / "vae.pt", holdout=holdout, batch_size=8,
-                                        save_substitute=tmp_path / "sub.pt", **FAST)
+                                        vae_path=checkpoints / "vae.pt", batch_size=8,
+                                        save_substitute=tmp_path / "sub.pt",
+                                        **{**FAST, "params": {**FAST["params"], "holdout": holdout}})
     held = result["holdout_indices"]
     assert len(held) == holdout and result["n"] == n_set - holdout
     assert sorted(attacked) == sorted(set(range(n_set)) - set(held))
@@ -161,7 +162,7 @@ def test_transfer_mode_holds_out_the_attacker_images(tmp_path, checkpoints, monk
 def test_transfer_mode_bad_input(tmp_path, clean_test_set, checkpoints):
     out = tmp_path / "x.json"
     with pytest.raises(MadvaeError, match="leaves nothing to evaluate"):
-        evaluate_blackbox_transfer(clean_test_set, checkpoints / "magnet.pt", out, holdout=64, **FAST)
+        evaluate_blackbox_transfer(clean_test_set, checkpoints / "magnet.pt", out, **{**FAST, "params": {**FAST["params"], "holdout": 64}})
     with pytest.raises(MadvaeError, match="not one of Table 6"):
         evaluate_blackbox_transfer(clean_test_set, checkpoints / "magnet.pt", out, substitute_arch="Z", **FAST)
     with pytest.raises(MadvaeError, match="vae checkpoint"):

@@ -12,7 +12,7 @@ from madvae.attacks.overpowered import (THRESHOLD, _RowAdam, l2_budget, margin, 
                                         overpowered_attack)
 from madvae.checkpoint import save_checkpoint
 from madvae.errors import MadvaeError
-from madvae.defense import load_classifier
+from madvae.defense import Target, load_classifier
 from madvae.evaluate.overpowered import evaluate_overpowered, overpowered_metrics
 from madvae.models import DefenseVAE
 from madvae.store import open_set
@@ -22,6 +22,14 @@ TINY = {"restarts": 2, "steps": 4, "noise_samples": 2}
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
+
+
+def _run(vae, classifier, x, y, **options):
+    """The attack through its one signature, returning what it recorded per image."""
+    record = {}
+    x_star = overpowered_attack(Target(classifier, vae), x, y, record=record, **options)
+    assert torch.equal(x_star, record["x_star"])
+    return record
 
 def buggy_margin(logits, y):
     """The original's runner-up: every label of the batch masked in every row."""
@@ -58,7 +66,7 @@ def _attack(models, digits, seed=0, **overrides):
     vae, classifier = models
     x, y = digits
     options = {"norm": 1.0, **TINY, **overrides}
-    return overpowered_attack(vae, classifier, x, y, image_seeds=noise_seeds(seed, range(len(x)), options["norm"]),
+    return _run(vae, classifier, x, y, image_seeds=noise_seeds(seed, range(len(x)), options["norm"]),
                               **options)
 
 
@@ -139,7 +147,7 @@ def _attack_in_batches(finishing, batch_size, seed=0, **overrides):
     parts = []
     for start in range(0, len(x), batch_size):
         stop = min(start + batch_size, len(x))
-        out = overpowered_attack(vae, classifier, x[start:stop], y[start:stop],
+        out = _run(vae, classifier, x[start:stop], y[start:stop],
                                  image_seeds=noise_seeds(seed, range(start, stop), options["norm"]), **options)
         with torch.no_grad():
             out["predicted"] = classifier(vae.decode(vae.encode(out["x_star"])[0])).argmax(1)
@@ -166,8 +174,8 @@ def test_images_that_met_the_goal_keep_improving(finishing):
     leave its purified copy more often classified correctly)."""
     vae, classifier, x, y = finishing
     args = {"norm": 1.0, "restarts": 2, "noise_samples": 2}
-    short = overpowered_attack(vae, classifier, x, y, steps=3, image_seeds=noise_seeds(0, range(len(x)), 1.0), **args)
-    long = overpowered_attack(vae, classifier, x, y, steps=10, image_seeds=noise_seeds(0, range(len(x)), 1.0), **args)
+    short = _run(vae, classifier, x, y, steps=3, image_seeds=noise_seeds(0, range(len(x)), 1.0), **args)
+    long = _run(vae, classifier, x, y, steps=10, image_seeds=noise_seeds(0, range(len(x)), 1.0), **args)
     early = short["done"]
     assert early.any() and (long["margin"][early] < short["margin"][early]).any()
 

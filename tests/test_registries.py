@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from madvae import cli, report
-from madvae.attacks import ADAPTIVE_ATTACKS, ATTACKS, OVERPOWERED_PRESETS
+from madvae.attacks import ADAPTIVE_ATTACKS, ATTACKS, OVERPOWERED_PRESETS, STORED_ATTACKS
 from madvae.data import SOURCES
 from madvae.evaluate import MODES
 from madvae.registry import CLASSIFIERS, SUBSTITUTES, VARIANTS
@@ -21,7 +21,7 @@ _SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").
 SCHEMA, DEFS = _SCHEMA["properties"], _SCHEMA["$defs"]
 
 REGISTRIES = {  # kind: (names, the file that defines them)
-    "attacks": (set(ATTACKS), "madvae/attacks/__init__.py"),
+    "attacks": (set(STORED_ATTACKS), "madvae/attacks/__init__.py"),
     "adaptive attacks": (set(ADAPTIVE_ATTACKS), "madvae/attacks/__init__.py"),
     "Overpowered presets": (set(OVERPOWERED_PRESETS), "madvae/attacks/__init__.py"),
     "loss variants": (set(VARIANTS), "madvae/registry.py"),
@@ -54,20 +54,20 @@ def test_the_config_schema_offers_the_registrys_names(kind):
 
 
 def test_the_cli_and_the_report_offer_the_registrys_names():
-    assert enum_values(cli.AttackName) == {"none", *ATTACKS}
+    assert enum_values(cli.AttackName) == {"none", *STORED_ATTACKS}
     assert enum_values(cli.AttackMode) == set(MODES) >= set(ADAPTIVE_ATTACKS)
     assert enum_values(cli.LossVariant) == set(VARIANTS)
     assert enum_values(cli.Arch) == set(CLASSIFIERS) and enum_values(cli.SubstituteArch) == set(SUBSTITUTES)
     assert enum_values(cli.Dataset) == set(SOURCES)
     assert enum_values(cli.OverpoweredPreset) == set(OVERPOWERED_PRESETS)
-    assert set(report.ATTACK_ROWS) == set(ATTACKS) and set(report.ADAPTIVE_ROWS) == set(ADAPTIVE_ATTACKS)
+    assert set(report.ATTACK_ROWS) == set(STORED_ATTACKS) and set(report.ADAPTIVE_ROWS) == set(ADAPTIVE_ATTACKS)
 
 
 # lists that name some of a registry's entries for a reason of their own
 ALLOWED = {
     "madvae/schemas.py": "RESULT_KINDS = ",  # the result format's kinds (docs/format.md), not evaluation modes
     "workflow/rules/common.smk": "RESERVED_NAMES = ",  # the workflow's folders beside eval/<variant>/
-    "bench/sections.py": 'n = {"fgsm": s.attack',  # images per timed pass, by attack cost
+    "bench/attack_sections.py": 'n = {"fgsm": s.attack',  # images per timed pass, by attack cost
 }
 
 

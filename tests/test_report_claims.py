@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from madvae.attacks import ATTACKS
+from madvae.attacks import STORED_ATTACKS
 from madvae.cli import app
 from madvae.errors import MadvaeError
 from madvae.outcomes import decode_bits, encode_bits
@@ -62,7 +62,7 @@ def test_bits_round_trip_and_refuse_wrong_lengths():
 
 
 def test_quick_cw_row_and_one_epoch_purifier_are_named_in_the_caption(tmp_path):
-    quick_cw = {**ATTACKS["cw"].presets["test"], **ATTACKS["cw"].quick, "preset": "test", "quick": True}
+    quick_cw = {**STORED_ATTACKS["cw"].presets["test"], **STORED_ATTACKS["cw"].quick, "preset": "test", "quick": True}
     training = {"loss": "vanilla", "epochs": 1, "batch_size": 128, "n_train": 21500,
                 "sets": [{"name": "fgsm_train-0", "attack": "fgsm", "preset": "train-0", "quick": False, "n": 3500},
                          {"name": "cw_train-1", "attack": "cw", "preset": "train-1", "quick": True, "n": 500}]}

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from madvae import data
-from madvae.attacks import ATTACKS
+from madvae.attacks import STORED_ATTACKS
 from madvae.cli import app
 from madvae.data import FASHION_DEFAULT_ROOT, MNIST_5K_VAL_PER_CLASS, VAL_PER_CLASS, load_source
 from madvae.errors import MadvaeError
@@ -133,7 +133,7 @@ def test_val_sets_state_their_split(val_sets):
     with open_set(adv) as reader:
         assert reader.split == "val" and reader.attack == "fgsm"
         assert reader.params["preset"] == "val"
-        assert reader.params["eps"] == ATTACKS["fgsm"].presets["val"]["eps"] != ATTACKS["fgsm"].presets["test"]["eps"]
+        assert reader.params["eps"] == STORED_ATTACKS["fgsm"].presets["val"]["eps"] != STORED_ATTACKS["fgsm"].presets["test"]["eps"]
         assert reader.provenance["split_method"] == method  # the carving travels with the images
     shown = invoke("inspect", adv)
     assert shown.exit_code == 0 and "split val" in shown.stdout and "split_method" in shown.stdout

@@ -7,12 +7,13 @@ pgd-e2e  PGD on the cross-entropy of classifier(VAE(x)), the VAE decoding the po
          defense itself, which is deterministic and differentiable.
 bpda     Backward Pass Differentiable Approximation: the forward pass goes through the real VAE, the backward pass
          treats the VAE as the identity, so the step follows the classifier's gradient at VAE(x).
-eot      Expectation over Transformation against the stochastic defense (``madvae.defense.make_purifier(vae, samples=K)``: the
+eot      Expectation over Transformation against the stochastic defense (``Target(classifier, vae, samples=K)``: the
          average of K decodings of sampled latents z = mean + noise * std): each step follows the gradient
          averaged over ``eot_samples`` draws of that defense.
 
-One call signature for all: ``fn(classifier, vae, x, y, **params) -> x_adv``; with ``vae=None`` each one is plain
-PGD on the classifier. Our own PGD on plain tensors (advertorch cannot differentiate through a sampled defense).
+Each takes madvae.attacks' one signature, ``fn(target, x, y, **params) -> x_adv`` (``target``: a
+madvae.defense.Target); with no VAE in the target each one is plain PGD on the classifier. Our own PGD on plain
+tensors (advertorch cannot differentiate through a sampled defense).
 """
 from __future__ import annotations
 
@@ -124,24 +125,26 @@ def _pgd(gradient, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
     return best
 
 
-def pgd_e2e(classifier, vae, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
-    with _frozen(classifier, vae):
-        return _pgd(functools.partial(e2e_gradient, classifier, vae), x, y, eps=eps, nb_iter=nb_iter,
+def pgd_e2e(target, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
+    with _frozen(target):
+        return _pgd(functools.partial(e2e_gradient, target.classifier, target.vae), x, y, eps=eps, nb_iter=nb_iter,
                     eps_iter=eps_iter, restarts=restarts, on_step=on_step)
 
 
-def bpda(classifier, vae, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
-    with _frozen(classifier, vae):
-        return _pgd(functools.partial(bpda_gradient, classifier, vae), x, y, eps=eps, nb_iter=nb_iter,
+def bpda(target, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
+    with _frozen(target):
+        return _pgd(functools.partial(bpda_gradient, target.classifier, target.vae), x, y, eps=eps, nb_iter=nb_iter,
                     eps_iter=eps_iter, restarts=restarts, on_step=on_step)
 
 
-def eot(classifier, vae, x, y, *, eps, nb_iter, eps_iter, restarts, eot_samples, samples: int = 1, on_step=None):
-    """``samples``: the K of the attacked defense (decodings averaged per prediction), not an attack setting."""
-    if samples < 1:
+def eot(target, x, y, *, eps, nb_iter, eps_iter, restarts, eot_samples, on_step=None):
+    """Attacks the stochastic defense ``target`` (its ``samples`` decodings averaged per prediction, at least 1
+    when it has a VAE)."""
+    if target.vae is not None and target.samples < 1:
         raise MadvaeError("eot attacks the stochastic defense: samples must be at least 1",
                           hint="samples=0 is the deterministic posterior-mean defense; attack it with pgd-e2e")
-    gradient = functools.partial(eot_gradient, classifier, vae, eot_samples=eot_samples, samples=samples)
-    with _frozen(classifier, vae):
+    gradient = functools.partial(eot_gradient, target.classifier, target.vae, eot_samples=eot_samples,
+                                 samples=target.samples)
+    with _frozen(target):
         return _pgd(gradient, x, y, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, restarts=restarts,
                     on_step=on_step)

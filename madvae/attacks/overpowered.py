@@ -109,10 +109,11 @@ def _keep_best(best, best_score, gen, z, mse, row_margin, threshold) -> torch.Te
     return done
 
 
-def overpowered_attack(vae, classifier, x, y, *, norm: float, restarts: int, steps: int, noise_samples: int,
+def overpowered_attack(target, x, y, *, norm: float, restarts: int, steps: int, noise_samples: int,
                        image_seeds, lr: float = 0.05, lam_init: float = 1000.0, lam_lr: float = 10000.0,
-                       lam_scaling: str = "per-row", threshold: float = THRESHOLD, on_step=None) -> dict:
-    """Attack the images ``x`` (N x 1 x 28 x 28 in [0, 1]) with labels ``y`` in the latent space of ``vae``.
+                       lam_scaling: str = "per-row", threshold: float = THRESHOLD, on_step=None, record=None):
+    """Attack the images ``x`` (N x 1 x 28 x 28 in [0, 1]) with labels ``y`` in the latent space of the VAE of
+    ``target`` (a madvae.defense.Target: its ``vae`` is the generator G, its ``classifier`` scores G(z)).
 
     Per row (restarts x images, all restarts from z0 = encoder mean of x, as the original):
       loss = mean over ``noise_samples`` draws r with ||r|| = norm of margin(classifier(G(z) + r), y)
@@ -134,15 +135,18 @@ def overpowered_attack(vae, classifier, x, y, *, norm: float, restarts: int, ste
     Best G(z*) per image, over its steps and restarts: within the budget beats outside it, then the lowest
     noise-averaged margin wins (the original's rule, which it applied at the last step only).
 
-    Returns tensors (first dimension N): x_star, z_star, l2 = ||x_star - x||, mse, margin (noise-averaged, at
-    x_star), margin_start (at z0), met_budget (mse <= threshold), done (x_star within budget with margin
-    <= -1), steps_run (``steps`` for every image) and first_done (the first step at which the image was done,
-    0 if never).
+    Returns x_star. ``record`` (a dict, when given) receives tensors (first dimension N): x_star, z_star,
+    l2 = ||x_star - x||, mse, margin (noise-averaged, at x_star), margin_start (at z0), met_budget (mse <=
+    threshold), done (x_star within budget with margin <= -1), steps_run (``steps`` for every image) and
+    first_done (the first step at which the image was done, 0 if never).
     ``on_step(step, unfinished_fraction)`` is called after every step the batch runs (progress bars)."""
     if steps < 1 or restarts < 1 or noise_samples < 1:
         raise ValueError("steps, restarts and noise_samples must be >= 1")
     if lam_scaling not in LAM_SCALINGS:
         raise ValueError(f"lam_scaling must be one of {LAM_SCALINGS}, not {lam_scaling!r}")
+    vae, classifier = target.vae, target.classifier
+    if vae is None:
+        raise ValueError("the overpowered attack needs a target with a VAE: it searches the decoder's latent space")
     n, device = x.shape[0], x.device
     if len(image_seeds) != n:
         raise ValueError(f"{len(image_seeds)} image_seeds for {n} images")
@@ -195,9 +199,10 @@ def overpowered_attack(vae, classifier, x, y, *, norm: float, restarts: int, ste
     steps_run = torch.full((n,), steps, dtype=torch.long, device=device)
     x_star = best["x_star"]
     met_budget = best["mse"] <= threshold
-    return {**best, "l2": (x_star - x).flatten(1).norm(dim=1), "met_budget": met_budget,
-            "margin_start": margin_start, "done": met_budget & (best["margin"] <= -1), "steps_run": steps_run,
-            "first_done": first_done}
+    if record is not None:
+        record.update(best, l2=(x_star - x).flatten(1).norm(dim=1), met_budget=met_budget, margin_start=margin_start,
+                      done=met_budget & (best["margin"] <= -1), steps_run=steps_run, first_done=first_done)
+    return x_star
 
 
 def l2_budget(threshold: float = THRESHOLD) -> float:

@@ -2,6 +2,10 @@
 
 advertorch 0.2.3 (its last release) imports ``zero_gradients`` from ``torch.autograd.gradcheck``; torch removed
 that helper, so the import fails. We put a same-behaving function back before importing advertorch.
+
+Each attack takes madvae.attacks' one signature, ``fn(target, x, y, **params) -> x_adv``: ``target`` (a
+madvae.defense.Target, a torch module) is the model advertorch differentiates; for the stored sets it is the
+classifier alone.
 """
 from __future__ import annotations
 
@@ -34,11 +38,11 @@ from advertorch.attacks import (  # noqa: E402
 ADVERTORCH_VERSION = getattr(advertorch, "__version__", "0.2.3")
 
 
-def fgsm(model, x, y, *, eps):
-    return GradientSignAttack(model, eps=eps, clip_min=0.0, clip_max=1.0).perturb(x, y)
+def fgsm(target, x, y, *, eps):
+    return GradientSignAttack(target, eps=eps, clip_min=0.0, clip_max=1.0).perturb(x, y)
 
 
-def rfgsm(model, x, y, *, eps, alpha, noise):
+def rfgsm(target, x, y, *, eps, alpha, noise):
     """Tramer et al.'s R-FGSM: a random step of size alpha, then FGSM with eps - alpha.
 
     noise='gaussian' is what the MAD-VAE code did (alpha * N(0,1), so the L-inf distance can exceed eps);
@@ -46,28 +50,28 @@ def rfgsm(model, x, y, *, eps, alpha, noise):
     draw = torch.randn_like(x)
     step = alpha * (draw.sign() if noise == "sign" else draw)
     start = (x + step).clamp(0.0, 1.0)
-    return GradientSignAttack(model, eps=eps - alpha, clip_min=0.0, clip_max=1.0).perturb(start, y)
+    return GradientSignAttack(target, eps=eps - alpha, clip_min=0.0, clip_max=1.0).perturb(start, y)
 
 
-def cw(model, x, y, *, confidence, max_iterations, binary_search_steps, learning_rate, initial_const, abort_early):
+def cw(target, x, y, *, confidence, max_iterations, binary_search_steps, learning_rate, initial_const, abort_early):
     attack = CarliniWagnerL2Attack(
-        model, num_classes=10, confidence=confidence, max_iterations=max_iterations,
+        target, num_classes=10, confidence=confidence, max_iterations=max_iterations,
         binary_search_steps=binary_search_steps, learning_rate=learning_rate, initial_const=initial_const,
         abort_early=abort_early, clip_min=0.0, clip_max=1.0)
     return attack.perturb(x, y)
 
 
-def mifgsm(model, x, y, *, eps, nb_iter, eps_iter, decay):
-    return LinfMomentumIterativeAttack(model, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, decay_factor=decay,
+def mifgsm(target, x, y, *, eps, nb_iter, eps_iter, decay):
+    return LinfMomentumIterativeAttack(target, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, decay_factor=decay,
                                        clip_min=0.0, clip_max=1.0).perturb(x, y)
 
 
-def pgd(model, x, y, *, eps, nb_iter, eps_iter, rand_init):
-    return LinfPGDAttack(model, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
+def pgd(target, x, y, *, eps, nb_iter, eps_iter, rand_init):
+    return LinfPGDAttack(target, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, rand_init=rand_init,
                          clip_min=0.0, clip_max=1.0).perturb(x, y)
 
 
-def single_pixel(model, x, y, *, max_pixels, images_per_step: int = 4096):
+def single_pixel(target, x, y, *, max_pixels, images_per_step: int = 4096):
     """advertorch's SinglePixelAttack, batched: the same random pixel order per image (one torch.randperm per
     image, drawn in image order as advertorch does), the same candidate order (pixel k set to 0, then to 1) and
     the same answer (the first candidate that changes the label, else the image itself). advertorch runs one
@@ -92,7 +96,7 @@ def single_pixel(model, x, y, *, max_pixels, images_per_step: int = 4096):
         flat = trial.view(len(pending), len(steps), channels, height * width)
         index = (rows * width + cols).unsqueeze(2).expand(-1, -1, channels).unsqueeze(-1)
         flat.scatter_(3, index, values.unsqueeze(2).expand(-1, -1, channels).unsqueeze(-1))
-        labels = _predict_in_chunks(model, trial.view(-1, channels, height, width)).view(len(pending), len(steps))
+        labels = _predict_in_chunks(target, trial.view(-1, channels, height, width)).view(len(pending), len(steps))
         fooled = labels != y[pending].unsqueeze(1)
         found = fooled.any(1)
         if found.any():

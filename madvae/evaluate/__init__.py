@@ -1,11 +1,12 @@
 """Evaluations: each ``madvae attack --mode`` is one entry of MODES, run through ``evaluate(mode, request)``.
 
 stored             madvae.evaluate.stored       a set's stored adversarial images, defense-unaware (Table 1)
-pgd-e2e/bpda/eot   madvae.evaluate.adaptive     adaptive attacks through the defense (ADAPTIVE_ATTACKS)
+pgd-e2e/bpda/eot   madvae.evaluate.adaptive     the adaptive attacks through the defense (kind "adaptive")
 blackbox-paper     madvae.evaluate.blackbox     FGSM on a substitute, classified by it (Table 2, original code)
 blackbox-transfer  madvae.evaluate.blackbox     FGSM from a substitute trained on the pipeline's labels
 overpowered        madvae.evaluate.overpowered  the latent-space attack on the VAE (Table 3)
-Each writes one result JSON (madvae.results). The modules are imported when their mode runs: torch and
+``--param`` overrides reach the one resolver, madvae.attacks.resolve_params. Each writes one result JSON
+(madvae.results). The modules are imported when their mode runs: torch and
 advertorch are slow to import, and the CLI reads only the names.
 """
 from __future__ import annotations
@@ -42,29 +43,6 @@ class Request:
         return {"device": self.device, "limit": self.limit, "seed": self.seed, "progress": self.progress}
 
 
-def _floats(text: str) -> list[float]:
-    return [float(part) for part in text.split(",") if part]
-
-
-_KINDS = {int: "a whole number", float: "a number", _floats: "a comma-separated list of numbers"}
-
-
-def typed_params(where: str, items, known: dict, hint: str = "") -> dict:
-    """``--param name=value`` items of settings that are plain keyword arguments, each converted by ``known``;
-    ``where`` names the command or mode in errors."""
-    parsed = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or key not in known:
-            raise MadvaeError(f"--param {item!r} does not apply to {where}",
-                              hint=f"known: {', '.join(known) or 'none'}{hint}")
-        try:
-            parsed[key] = known[key](raw)
-        except ValueError:
-            raise MadvaeError(f"--param {item!r}: {raw!r} is not {_KINDS[known[key]]}") from None
-    return parsed
-
-
 def _stored(request: Request) -> dict:
     from madvae.evaluate.stored import evaluate_set
 
@@ -86,12 +64,6 @@ def _adaptive(name: str):
     return run
 
 
-BLACKBOX_PAPER_PARAMS = {"eps": float}
-BLACKBOX_TRANSFER_PARAMS = {"eps": float, "holdout": int, "rounds": int, "lam": float, "substitute_epochs": int}
-OVERPOWERED_PARAMS = {"norms": _floats, "restarts": int, "steps": int, "noise_samples": int}
-EMBED_OVERPOWERED_PARAMS = {key: OVERPOWERED_PARAMS[key] for key in ("restarts", "steps", "noise_samples")}
-
-
 def _blackbox_paper(request: Request) -> dict:
     from madvae.evaluate.blackbox import evaluate_blackbox_paper
 
@@ -99,8 +71,7 @@ def _blackbox_paper(request: Request) -> dict:
         raise MadvaeError("--mode blackbox-paper needs --substitute (a classifier checkpoint of arch A-E)")
     return evaluate_blackbox_paper(request.set_path, request.substitute, request.out, vae_path=request.vae,
                                    defense_name=request.defense_name, batch_size=request.batch_size or 500,
-                                   **typed_params("--mode blackbox-paper", request.params, BLACKBOX_PAPER_PARAMS),
-                                   **request.common())
+                                   params=request.params, **request.common())
 
 
 def _blackbox_transfer(request: Request) -> dict:
@@ -109,7 +80,7 @@ def _blackbox_transfer(request: Request) -> dict:
     return evaluate_blackbox_transfer(
         request.set_path, request.classifier, request.out, vae_path=request.vae, defense_name=request.defense_name,
         substitute_arch=request.substitute_arch, quick=request.quick, batch_size=request.batch_size or 500,
-        **typed_params("--mode blackbox-transfer", request.params, BLACKBOX_TRANSFER_PARAMS), **request.common())
+        params=request.params, **request.common())
 
 
 def _overpowered(request: Request) -> dict:
@@ -119,9 +90,7 @@ def _overpowered(request: Request) -> dict:
         raise MadvaeError("--mode overpowered attacks a VAE's latent space: give --vae")
     return evaluate_overpowered(request.set_path, request.classifier, request.out, vae_path=request.vae,
                                 defense_name=request.defense_name, preset=request.preset, figure=request.figure,
-                                batch_size=request.batch_size or 100,
-                                **typed_params("--mode overpowered", request.params, OVERPOWERED_PARAMS),
-                                **request.common())
+                                batch_size=request.batch_size or 100, params=request.params, **request.common())
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks import get_adaptive_attack, resolve_adaptive_params
+from madvae.attacks import get_attack, resolve_params, run_attack
+from madvae.defense import load_evaluation
 from madvae.errors import MadvaeError
-from madvae.defense import load_classifier, load_defense
 from madvae.outcomes import scored
 from madvae.results import result_header, write_result
 from madvae.store import open_set
-from madvae.util import resolve_device, seed_everything, to_device
+from madvae.util import to_device
 
 
 @torch.inference_mode()
@@ -28,8 +28,8 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
     CPU-sized cut; ``samples``: 0 defends with the posterior-mean decoding, K with the average of K sampled
     decodings (eot needs K >= 1: it attacks that stochastic defense). Without a VAE every attack is plain PGD
     on the classifier (the No Defense column) and only clean/no_defense metrics are written."""
-    spec = get_adaptive_attack(attack)
-    resolved = resolve_adaptive_params(attack, params, quick)
+    get_attack(attack, "adaptive")
+    resolved = resolve_params(attack, "test", params, quick)
     if samples < 0:
         raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
     if attack == "eot" and vae_path is not None and samples < 1:
@@ -44,12 +44,9 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         raise MadvaeError("--batch-size must be at least 1")
     if limit is not None and limit < 1:
         raise MadvaeError("--limit must be at least 1")
-    dev = resolve_device(device)
-    seed_everything(seed)
-    classifier, classifier_ckpt = load_classifier(classifier_path, dev)
-    vae, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples,
-                                          evaluated_set=set_path)
-    extra = {"samples": samples} if attack == "eot" and vae is not None else {}
+    loaded = load_evaluation(classifier_path, vae_path, device=device, seed=seed, defense_name=defense_name,
+                             samples=samples, evaluated_set=set_path)
+    classifier, purifier, defense = loaded.classifier, loaded.purifier, loaded.defense
     with open_set(set_path) as reader:
         n = min(len(reader), limit) if limit else len(reader)
         predictions = {key: [] for key in ("clean", "no_defense", "defended", "defended_clean")}
@@ -58,9 +55,8 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         bar = tqdm(total=n * resolved["nb_iter"] * resolved["restarts"], desc=f"{attack} vs {defense['name']}",
                    unit="img-step", unit_scale=True, disable=not progress, mininterval=1.0)
         for batch in reader.batches(batch_size, limit=n, names=["x_clean", "y"]):
-            x, y = to_device(batch["x_clean"], dev), to_device(batch["y"], dev)
-            x_adv = spec.function()(classifier, vae, x, y, **resolved, **extra,
-                                  on_step=lambda size=len(y): bar.update(size)).detach()
+            x, y = to_device(batch["x_clean"], loaded.device), to_device(batch["y"], loaded.device)
+            x_adv = run_attack(attack, loaded.target, x, y, resolved, on_step=lambda size=len(y): bar.update(size))
             labels.append(batch["y"])
             predictions["clean"].append(_labels(classifier, x))
             predictions["no_defense"].append(_labels(classifier, x_adv))
@@ -68,7 +64,7 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
                 predictions["defended"].append(_labels(classifier, x_adv, purifier))
                 predictions["defended_clean"].append(_labels(classifier, x, purifier))
         bar.close()
-        result = result_header("adaptive", reader, set_path, n, classifier_path, classifier_ckpt, defense,
+        result = result_header("adaptive", reader, set_path, n, classifier_path, loaded.classifier_checkpoint, defense,
                                attack=attack, params=resolved)
         result["quick"] = quick
         result.update(scored(predictions, labels, reader, result["set_sha256"]))

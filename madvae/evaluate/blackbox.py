@@ -12,26 +12,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks import resolve_params, run_attack
+from madvae.attacks import SUBSTITUTE_TRAINING, resolve_params, run_attack
 from madvae.attacks.blackbox import train_substitute
 from madvae.checkpoint import save_checkpoint
+from madvae.defense import Target, load_evaluation
 from madvae.errors import MadvaeError
-from madvae.defense import load_classifier, load_defense
 from madvae.outcomes import metrics
 from madvae.registry import SUBSTITUTES
 from madvae.results import result_header, write_result
 from madvae.store import open_set
-from madvae.util import resolve_device, seed_everything, sha256_file, to_device
+from madvae.util import sha256_file, to_device
 
 PAPER_NOTE = ("white-box on the substitute: crafted on and classified by the same model "
               "(the original code's Table 2)")
 TRANSFER_NOTE = ("black-box transfer: FGSM crafted on a substitute trained only on the target pipeline's labels "
                  "for the held-out images (Papernot et al. 2017, Defense-GAN's setting); the held-out images are "
                  "not evaluated")
-# CPU-sized transfer settings, recorded in the result's params: 4 rounds (final set 1,200) of 5 epochs train the
-# substitute on 11,250 images instead of 94,500. On 2 busy CPU cores against MagNet + VAE, 850 images: substitute
-# A took 795 s with the defaults and 87 s with these (substitute E, defaults: 82 s).
-QUICK = {"rounds": 4, "substitute_epochs": 5}
 
 
 def _check_substitute_arch(arch: str, path=None) -> None:
@@ -83,15 +79,15 @@ def _predict_all(collector, classifier, purifier, x, x_adv, y, batch_size):
 
 
 def evaluate_blackbox_paper(set_path, substitute_path, out, *, vae_path=None, defense_name: str | None = None,
-                            eps: float = 0.3, device: str = "auto", batch_size: int = 500, limit: int | None = None,
+                            params=None, device: str = "auto", batch_size: int = 500, limit: int | None = None,
                             seed: int = 0, progress: bool = True) -> dict:
-    """The original code's Table 2: FGSM on substitute X (a trained A-E checkpoint), VAE, then the same X."""
-    params = resolve_params("fgsm", "test", [("eps", eps)])
-    dev = resolve_device(device)
-    seed_everything(seed)
-    substitute, checkpoint = load_classifier(substitute_path, dev)
-    _check_substitute_arch(checkpoint.arch, substitute_path)
-    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name)
+    """The original code's Table 2: FGSM on substitute X (a trained A-E checkpoint), VAE, then the same X.
+    ``params``: overrides of FGSM's test preset (its eps)."""
+    params = resolve_params("fgsm", "test", params)
+    loaded = load_evaluation(substitute_path, vae_path, device=device, seed=seed, defense_name=defense_name,
+                             check_classifier=lambda ckpt: _check_substitute_arch(ckpt.arch, substitute_path))
+    dev, substitute, checkpoint = loaded.device, loaded.classifier, loaded.classifier_checkpoint
+    purifier, defense = loaded.purifier, loaded.defense
     collector = _Collector()
     with open_set(set_path) as reader:
         n = min(len(reader), limit) if limit else len(reader)
@@ -100,7 +96,7 @@ def evaluate_blackbox_paper(set_path, substitute_path, out, *, vae_path=None, de
         for batch in reader.batches(batch_size, limit=n, names=["x_clean", "y"]):
             x, y = _to_device(batch, dev)
             # true labels, as the original code passed them to advertorch
-            x_adv = run_attack("fgsm", substitute, x, y, params)
+            x_adv = run_attack("fgsm", Target(substitute), x, y, params)
             _predict_all(collector, substitute, purifier, x, x_adv, y, batch_size)
             bar.update(len(y))
         bar.close()
@@ -122,25 +118,25 @@ def _read_rows(reader, rows, pool: int, batch_size: int):
 
 
 def evaluate_blackbox_transfer(set_path, classifier_path, out, *, vae_path=None, defense_name: str | None = None,
-                               substitute_arch: str = "A", holdout: int = 150, rounds: int = 6, lam: float = 0.1,
-                               substitute_epochs: int = 10, flip_every: int | None = None, eps: float = 0.3,
+                               substitute_arch: str = "A", params=None, flip_every: int | None = None,
                                quick: bool = False, device: str = "auto", batch_size: int = 500,
                                limit: int | None = None, seed: int = 0, save_substitute=None,
                                progress: bool = True) -> dict:
     """A real black-box FGSM on classifier(VAE(x)) through a substitute trained on its labels.
 
     `holdout` images of the set (the first `limit` if given), drawn with `seed`, are the attacker's and are not
-    evaluated; n = the rest. `quick` replaces rounds and substitute_epochs by QUICK (CPU-sized)."""
+    evaluated; n = the rest. ``params``: overrides of SUBSTITUTE_TRAINING (holdout, rounds, lam,
+    substitute_epochs and FGSM's eps); ``quick`` then sets rounds and substitute_epochs to its CPU-sized cut."""
     _check_substitute_arch(substitute_arch)
+    settings = resolve_params(SUBSTITUTE_TRAINING, "test", params)
     if quick:
-        rounds, substitute_epochs = QUICK["rounds"], QUICK["substitute_epochs"]
-    params = resolve_params("fgsm", "test", [("eps", eps)])
-    if holdout < 1 or rounds < 1 or substitute_epochs < 1 or not lam > 0:
-        raise MadvaeError("need holdout, rounds and substitute epochs >= 1 and lambda > 0")
-    dev = resolve_device(device)
-    seed_everything(seed)
-    classifier, checkpoint = load_classifier(classifier_path, dev)
-    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name)
+        settings.update(SUBSTITUTE_TRAINING.quick)
+    holdout, rounds, lam, substitute_epochs = (settings[key] for key in ("holdout", "rounds", "lam",
+                                                                          "substitute_epochs"))
+    params = resolve_params("fgsm", "test", {"eps": settings["eps"]})
+    loaded = load_evaluation(classifier_path, vae_path, device=device, seed=seed, defense_name=defense_name)
+    dev, classifier, checkpoint = loaded.device, loaded.classifier, loaded.classifier_checkpoint
+    purifier, defense = loaded.purifier, loaded.defense
     collector = _Collector()
     with open_set(set_path) as reader:
         pool = min(len(reader), limit) if limit else len(reader)
@@ -171,7 +167,7 @@ def evaluate_blackbox_transfer(set_path, classifier_path, out, *, vae_path=None,
             # FGSM against the substitute's own label: the attacker has no labels for these images (asking the
             # oracle would be more queries), and it is what Papernot et al. and cleverhans' FastGradientMethod
             # (y=None) did, which also avoids the label-leaking effect of true labels.
-            x_adv = run_attack("fgsm", substitute, x, substitute_labels, params)
+            x_adv = run_attack("fgsm", Target(substitute), x, substitute_labels, params)
             pipeline_clean = _predict_all(collector, classifier, purifier, x, x_adv, y, batch_size)
             agree += int((substitute_labels == pipeline_clean).sum())
             n += len(y)

@@ -11,48 +11,38 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks import OVERPOWERED_PRESETS
+from madvae.attacks import OVERPOWERED_PRESETS, resolve_params, run_attack
 from madvae.attacks.overpowered import (IMAGE_PIXELS, LAM_SCALINGS, OPTIMISER_DEFAULTS, STOPPING,
-                                        THRESHOLD, l2_budget, noise_seeds, overpowered_attack)
+                                        THRESHOLD, l2_budget, noise_seeds)
+from madvae.defense import Target, load_evaluation
 from madvae.errors import MadvaeError
-from madvae.defense import load_classifier, load_defense
 from madvae.results import result_header, write_result
 from madvae.store import open_set
-from madvae.util import atomic_output, resolve_device, seed_everything
+from madvae.util import atomic_output
 
 FIGURE_IMAGES = 10
 STEPS_LISTED = 100  # the JSON lists every image's first goal step up to this many images
 
 
-def _resolve(preset, norms, restarts, steps, noise_samples, limit, available: int) -> dict:
+def _resolve(preset: str, overrides: dict, limit, available: int, params=None) -> dict:
+    """The preset's attack settings with the overrides (keyword values, then ``params``: "name=value" strings),
+    each checked by the one resolver, and n: ``limit`` images, else the preset's count (at most the set's)."""
     if preset not in OVERPOWERED_PRESETS:
         raise MadvaeError(f"unknown overpowered preset {preset!r}",
                           hint=f"choose one of {', '.join(OVERPOWERED_PRESETS)}")
-    base = OVERPOWERED_PRESETS[preset]
-    try:
-        norms = [float(v) for v in (base["norms"] if norms is None else norms)]
-    except (TypeError, ValueError):
-        raise MadvaeError(f"norms {norms!r} must be numbers", hint="the paper's are 1.0 2.5 3.0 3.5") from None
-    params = {"preset": preset, "norms": norms,
-              "restarts": base["restarts"] if restarts is None else restarts,
-              "steps": base["steps"] if steps is None else steps,
-              "noise_samples": base["noise_samples"] if noise_samples is None else noise_samples}
-    # noise beyond L2 28 (an all-white image) is meaningless for 28 x 28 images in [0, 1]
-    if not params["norms"] or any(not 0 <= v <= math.sqrt(IMAGE_PIXELS) for v in params["norms"]):
-        raise MadvaeError(f"norms {params['norms']} must be one or more numbers in [0, 28]",
-                          hint="the paper's are 1.0 2.5 3.0 3.5")
-    for name in ("restarts", "steps", "noise_samples"):
-        if isinstance(params[name], bool) or not isinstance(params[name], int) or params[name] < 1:
-            raise MadvaeError(f"{name} must be a whole number >= 1 (got {params[name]!r})")
+    resolved = resolve_params("overpowered", preset,
+                              [(k, v) for k, v in overrides.items() if v is not None] + list(params or []))
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= available):
         raise MadvaeError(f"--limit {limit!r} is out of range: the set holds {available} images",
                           hint=f"give 1..{available}")
-    params["n"] = limit if limit is not None else min(base["n"], available)
-    return params
+    n = limit if limit is not None else min(OVERPOWERED_PRESETS[preset]["n"], available)
+    return {"preset": preset, **{key: resolved[key] for key in ("norms", "restarts", "steps", "noise_samples")},
+            "n": n}
 
 
 def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_name: str | None = None,
-                         preset: str = "quick", norms=None, restarts: int | None = None, steps: int | None = None,
+                         preset: str = "quick", params=None, norms=None, restarts: int | None = None,
+                         steps: int | None = None,
                          noise_samples: int | None = None, limit: int | None = None, batch_size: int = 100,
                          device: str = "auto", seed: int = 0, progress: bool = True, figure=None,
                          lam_scaling: str = OPTIMISER_DEFAULTS["lam_scaling"]) -> dict:
@@ -81,28 +71,28 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
     if lam_scaling not in LAM_SCALINGS:
         raise MadvaeError(f"unknown lam_scaling {lam_scaling!r}", hint=f"choose one of {', '.join(LAM_SCALINGS)}")
     optimiser = {**OPTIMISER_DEFAULTS, "lam_scaling": lam_scaling}
-    dev = resolve_device(device)
-    seed_everything(seed)
     with open_set(set_path) as reader:
-        params = _resolve(preset, norms, restarts, steps, noise_samples, limit, len(reader))
-        classifier, classifier_ckpt = load_classifier(classifier_path, dev)
-        vae, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name)
+        params = _resolve(preset, {"norms": norms, "restarts": restarts, "steps": steps,
+                                   "noise_samples": noise_samples}, limit, len(reader), params)
+        loaded = load_evaluation(classifier_path, vae_path, device=device, seed=seed, defense_name=defense_name)
+        dev, classifier, purifier, defense, target = (loaded.device, loaded.classifier, loaded.purifier,
+                                                      loaded.defense, loaded.target)
         n = params["n"]
         data = reader.read(0, n, ["x_clean", "y"])
         x_all, labels = torch.from_numpy(data["x_clean"]), data["y"]
         batches = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
         bar = tqdm(total=len(params["norms"]) * len(batches) * params["steps"], unit="step", mininterval=1.0,
                    desc=f"overpowered vs {defense['name']}", disable=not progress)
+        attack = {key: params[key] for key in ("restarts", "steps", "noise_samples")}
         runs = []  # per norm: dict of numpy arrays over the n images
         for norm in params["norms"]:
             parts = []
             for start, stop in batches:
                 x = x_all[start:stop].to(dev)
                 y = torch.from_numpy(labels[start:stop]).to(dev)
-                attacked = overpowered_attack(vae, classifier, x, y, norm=norm, restarts=params["restarts"],
-                                              steps=params["steps"], noise_samples=params["noise_samples"],
-                                              image_seeds=noise_seeds(seed, range(start, stop), norm),
-                                              on_step=lambda *_: bar.update(1), **optimiser)
+                attacked = {}
+                run_attack("overpowered", target, x, y, {**attack, "norm": norm, **optimiser}, record=attacked,
+                           image_seeds=noise_seeds(seed, range(start, stop), norm), on_step=lambda *_: bar.update(1))
                 with torch.inference_mode():
                     predicted = classifier(purifier(attacked["x_star"])).argmax(1)
                 parts.append({"x_star": attacked["x_star"].detach().cpu().numpy(),
@@ -118,7 +108,7 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
                                          for s, t in batches]).numpy()
         params.update({"threshold_mse": THRESHOLD, "l2_budget": l2_budget(), "seed": seed, "stop": STOPPING,
                        **optimiser})
-        result = result_header("overpowered", reader, set_path, n, classifier_path, classifier_ckpt, defense,
+        result = result_header("overpowered", reader, set_path, n, classifier_path, loaded.classifier_checkpoint, defense,
                                attack="overpowered", params=params)
     result.update(overpowered_metrics(runs, labels, clean_predicted, params["norms"]))
     result["steps_run"] = {str(norm): steps_summary(run["steps_run"], run["first_done"])
@@ -194,13 +184,18 @@ def overpowered_figure(clean, attacked, l2, png_path, *, title: str | None = Non
 
 
 def overpowered_params(preset: str = "quick", norm: float = 1.0, restarts: int | None = None,
-                       steps: int | None = None, noise_samples: int | None = None) -> dict:
-    """The attack settings of one run at one robustness norm (the preset's, with overrides), validated as
-    evaluate_overpowered validates them; a bad value is a MadvaeError."""
+                       steps: int | None = None, noise_samples: int | None = None, params=None) -> dict:
+    """The attack settings of one run at one robustness norm (the preset's, with overrides: keyword values, then
+    ``params``, "name=value" strings of restarts, steps or noise_samples), validated as evaluate_overpowered
+    validates them; a bad value is a MadvaeError."""
+    for item in params or []:
+        if str(item).partition("=")[0].strip() == "norms":
+            raise MadvaeError(f"--param {item!r} does not apply to madvae embed", hint="the norm is --norm")
     if isinstance(norm, bool) or not isinstance(norm, (int, float)) or not 0 <= norm <= math.sqrt(IMAGE_PIXELS):
         raise MadvaeError(f"--norm {norm!r} must be a number in [0, 28] (the L2 norm of the attack's noise)",
                           hint="the paper's figures use 1.0")
-    params = _resolve(preset, [norm], restarts, steps, noise_samples, None, 1)
+    params = _resolve(preset, {"norms": [norm], "restarts": restarts, "steps": steps,
+                               "noise_samples": noise_samples}, None, 1, params)
     del params["n"]  # the preset's image count: the caller picks the images
     params["norm"] = params.pop("norms")[0]
     return params
@@ -229,12 +224,11 @@ def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100
     for start in range(0, len(x), batch_size):
         images = torch.from_numpy(np.asarray(x[start:start + batch_size], dtype=np.float32)).to(dev)
         labels = torch.from_numpy(np.asarray(y[start:start + batch_size], dtype=np.int64)).to(dev)
-        attacked = overpowered_attack(vae, classifier, images, labels, norm=params["norm"],
-                                      restarts=params["restarts"], steps=params["steps"],
-                                      noise_samples=params["noise_samples"],
-                                      image_seeds=noise_seeds(seed, range(start, start + len(images)), params["norm"]),
-                                      on_step=None if bar is None else lambda *_: bar.update(1),
-                                      **OPTIMISER_DEFAULTS)
+        attacked = {}
+        run_attack("overpowered", Target(classifier, vae), images, labels,
+                   {key: params[key] for key in ("norm", "restarts", "steps", "noise_samples")} | OPTIMISER_DEFAULTS,
+                   record=attacked, image_seeds=noise_seeds(seed, range(start, start + len(images)), params["norm"]),
+                   on_step=None if bar is None else lambda *_: bar.update(1))
         with torch.inference_mode():
             z0 = vae.encode(images)[0]  # the attack's start, recomputed: it returns only the best z
             before = vae.decode(z0)

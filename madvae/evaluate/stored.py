@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from tqdm import tqdm
 
-from madvae.defense import load_classifier, load_defense, predict_labels
+from madvae.defense import load_evaluation, predict_labels
 from madvae.errors import MadvaeError
 from madvae.outcomes import scored
 from madvae.results import result_header, write_result
 from madvae.store import open_set
-from madvae.util import resolve_device, seed_everything
 
 
 def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name: str | None = None,
@@ -16,11 +15,9 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
                  seed: int = 0, progress: bool = True) -> dict:
     if samples < 0:
         raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
-    dev = resolve_device(device)
-    seed_everything(seed)
-    classifier, classifier_ckpt = load_classifier(classifier_path, dev)
-    _, purifier, defense = load_defense(vae_path, dev, defense_name=defense_name, samples=samples,
-                                        evaluated_set=set_path)
+    loaded = load_evaluation(classifier_path, vae_path, device=device, seed=seed, defense_name=defense_name,
+                             samples=samples, evaluated_set=set_path)
+    dev, classifier, purifier, defense = loaded.device, loaded.classifier, loaded.purifier, loaded.defense
     with open_set(set_path) as reader:
         n = min(len(reader), limit) if limit else len(reader)
         predictions = {key: [] for key in ("clean", "no_defense", "defended", "defended_clean")}
@@ -39,7 +36,8 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
                     predictions["defended"].append(predict_labels(classifier, one, dev, "x_adv", purifier))
             bar.update(len(batch["y"]))
         bar.close()
-        result = result_header("whitebox", reader, set_path, n, classifier_path, classifier_ckpt, defense)
+        result = result_header("whitebox", reader, set_path, n, classifier_path, loaded.classifier_checkpoint,
+                               defense)
         # a set crafted on another classifier is a transfer attack on this one, not a white-box result
         source = reader.attrs.get("source_classifier_sha256") or None
         result["source_classifier_sha256"] = source

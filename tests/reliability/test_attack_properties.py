@@ -1,4 +1,4 @@
-"""Property-based invariants of every attack in madvae.attacks.ATTACKS, on an untrained MagNet and 2-4 images.
+"""Property-based invariants of every attack in madvae.attacks.STORED_ATTACKS, on an untrained MagNet and 2-4 images.
 
 For all attacks: x_adv has x's shape and dtype, lies in [0, 1], and x itself is left untouched. For the attacks
 bounded by eps (fgsm, mifgsm, pgd; rfgsm with sign noise too): ||x_adv - x||_inf <= eps. Parameters go through
@@ -11,13 +11,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from madvae.attacks import ATTACKS, resolve_params, run_attack
+from madvae.attacks import STORED_ATTACKS, resolve_params, run_attack
+from madvae.defense import Target
 from madvae.models import MagNetClassifier
 
 TOL = 1e-6
 SETTINGS = settings(max_examples=12, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
-BOUNDED = sorted(name for name, spec in ATTACKS.items() if spec.bounded_by_eps)
+BOUNDED = sorted(name for name, spec in STORED_ATTACKS.items() if spec.bounded_by_eps)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -48,7 +49,7 @@ def attack(name, model, x, y, overrides, seed):
     params = resolve_params(name, "test", [f"{key}={value}" for key, value in overrides.items()])
     original = x.clone()
     torch.manual_seed(seed)  # rand_init, R-FGSM noise, single-pixel order
-    x_adv = run_attack(name, model, x, y, params)
+    x_adv = run_attack(name, Target(model), x, y, params)
     assert torch.equal(x, original), f"{name} modified its input"
     assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert torch.isfinite(x_adv).all()

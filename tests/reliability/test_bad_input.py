@@ -4,18 +4,12 @@ problem, exit code 2, no traceback, and nothing written (no output, no hidden te
 Each case builds its own bad input in a fresh folder and runs a command line that would succeed (and write its
 output) with the valid counterpart: `test_valid_counterparts_succeed` proves that for the command templates, so a
 case can only pass because madvae refused the bad input. Usage errors (option values the parser rejects) go
-through `madvae.cli.main`, the console-script entry point, because only it turns them into one line; every other
-case goes through `CliRunner().invoke(madvae.cli.app, ...)`.
+through `madvae.cli.main` (tests/reliability/bad_input.py holds the harness). Here: broken sets and checkpoints;
+test_bad_options.py: result JSONs and option values.
 """
 from __future__ import annotations
 
-import json
-import signal
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -25,147 +19,12 @@ from typer.testing import CliRunner
 
 from madvae import cli
 from madvae.checkpoint import save_checkpoint
-from madvae.evaluate.stored import evaluate_set
-from madvae.models import DefenseVAE, build
-from madvae.store import write_set
+from madvae.models import build
+from tests.reliability.bad_input import (HUGE, NP, N, _RunsCode, attack_cmd, check_refused, classifier_cmd,
+                                         embed_cmd, gen_fgsm, poke, registry, replace_dataset, report_cmd,
+                                         set_attrs, train_identity)
 
-N = 8  # samples in every base set: tiny on purpose
-HUGE = 10**9
-ADV_SHA = "0" * 64
-
-
-# --- building inputs -------------------------------------------------------------------------------------------
-
-def write_base(path: Path, *, adv: bool = False, dataset: str = "mnist-5k", seed: int = 0,
-               split: str = "test") -> Path:
-    """A small valid set (random pixels, labels 0..7); adversarial sets get x_adv = x_clean +- 0.1. Sets for
-    `madvae train` need split="train": it refuses the test split."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((N, 1, 28, 28), dtype=np.float32)
-    y = np.arange(N, dtype=np.int64) % 10
-    extra = {}
-    if adv:
-        x_adv = np.clip(x + 0.1 * np.sign(rng.standard_normal(x.shape)), 0, 1).astype(np.float32)
-        extra = {"x_adv": x_adv, "attack": "fgsm", "params": {"eps": 0.1}, "source_classifier_sha256": ADV_SHA}
-    return write_set(path, x, y, dataset=dataset, split=split, **extra)
-
-
-def replace_dataset(path: Path, name: str, values=None, *, shape=None, dtype=None, chunks=None) -> None:
-    """Swap dataset ``name`` for ``values`` (or an empty chunked one of ``shape``), keeping its min/max attrs so
-    only the shape/dtype/data is wrong."""
-    with h5py.File(path, "r+") as f:
-        attrs = dict(f[name].attrs)
-        del f[name]
-        if values is not None:
-            ds = f.create_dataset(name, data=values)
-        else:  # declared, never written: HDF5 allocates nothing, the file stays a few KB
-            ds = f.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip",
-                                  shuffle=True, fletcher32=True)
-        for key, value in attrs.items():
-            ds.attrs[key] = value
-
-
-def set_attrs(path: Path, **attrs) -> None:
-    with h5py.File(path, "r+") as f:
-        for key, value in attrs.items():
-            if value is None:
-                del f.attrs[key.replace("_", "-") if key.startswith("encoding") else key]
-            else:
-                f.attrs[key.replace("_", "-") if key.startswith("encoding") else key] = value
-
-
-def poke(path: Path, name: str, index, value) -> None:
-    """Write one bad value into the data, leaving the declared min/max attributes valid (a lying file)."""
-    with h5py.File(path, "r+") as f:
-        f[name][index] = value
-
-
-class _RunsCode:
-    """Unpickling this the unsafe way opens (creates) the marker file: proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
-@dataclass
-class Env:
-    """One case's folder: inputs under in/, the command's outputs under out/ (created empty)."""
-    root: Path
-    classifier: Path
-    marker: Path | None = None
-    inputs: Path = field(init=False)
-    out: Path = field(init=False)
-
-    def __post_init__(self):
-        self.inputs = self.root / "in"
-        self.out = self.root / "out"
-        self.inputs.mkdir()
-        self.out.mkdir()
-
-    def set(self, name: str, **kw) -> Path:
-        return write_base(self.inputs / name, **kw)
-
-    def vae(self) -> Path:
-        torch.manual_seed(0)
-        return save_checkpoint(self.inputs / "vae.pt", kind="vae", arch="defense-vae", model=DefenseVAE(),
-                               config={"loss": "vanilla"})
-
-    def result(self, name: str = "result.json") -> Path:
-        """A real whitebox result of `madvae attack` (8 images, untrained classifier)."""
-        adv = self.set("adv_for_result.h5", adv=True)
-        path = self.inputs / name
-        evaluate_set(adv, self.classifier, path, device="cpu", progress=False)
-        return path
-
-
-# --- the cases ---------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[Env], tuple[list, list]]  # env -> (argv, needles the error line must contain)
-    usage: bool = False  # rejected by the option parser: run through cli.main
-    timeout: float = 120.0  # seconds; "fail fast" cases get 10
-
-
-CASES: dict[str, Case] = {}
-
-
-def case(name, **kw):
-    def register(build):
-        assert name not in CASES
-        CASES[name] = Case(build, **kw)
-        return build
-    return register
-
-
-NP = "--no-progress"
-
-
-def gen_fgsm(env, *, input=None, classifier=None, extra=()):
-    return ["gen", "--attack", "fgsm", "--input", input or env.set("clean.h5"),
-            "--classifier", classifier or env.classifier, "--out", env.out / "adv.h5", NP, *extra]
-
-
-def train_identity(env, *sets, extra=()):
-    return ["train", *sets, "--loss", "identity", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-            "--out", env.out / "vae.pt", NP, *extra]
-
-
-def classifier_cmd(env, train, extra=()):
-    return ["classifier", "--train", train, "--epochs", "1", "--batch-size", "4", "--device", "cpu",
-            "--out", env.out / "c.pt", NP, *extra]
-
-
-def attack_cmd(env, set_path, *, classifier=None, extra=()):
-    return ["attack", "--set", set_path, "--classifier", classifier or env.classifier, "--device", "cpu",
-            "--out", env.out / "result.json", NP, *extra]
-
-
-def embed_cmd(env, set_path, extra=()):
-    return ["embed", set_path, "--out", env.out / "fig", "--n", "8", "--device", "cpu", NP, *extra]
+CASES, case = registry()
 
 
 # HDF5 sets ---------------------------------------------------------------------------------------------------
@@ -422,170 +281,13 @@ def _(env):
     return ["inspect", evil], [str(evil), "unsafe pickle"]
 
 
-# result JSON (report) ------------------------------------------------------------------------------------------
-
-def report_cmd(env, path):
-    return ["report", path, "--out-dir", env.out / "tables"]
-
-
-@case("report-invalid-json")
-def _(env):
-    bad = env.inputs / "broken.json"
-    bad.write_text(env.result().read_text()[:-40])
-    return report_cmd(env, bad), [str(bad), "not a readable JSON"]
-
-
-@case("report-json-of-another-encoding-type")
-def _(env):
-    bad = env.result("other.json")
-    data = json.loads(bad.read_text())
-    data["encoding-type"] = "madvae.set"
-    bad.write_text(json.dumps(data))
-    return report_cmd(env, bad), [str(bad), "not a madvae result", "madvae.set"]
-
-
-@case("report-result-missing-a-metric")
-def _(env):
-    bad = env.result("missing.json")
-    data = json.loads(bad.read_text())
-    del data["metrics"]["no_defense"]["agreement"]
-    bad.write_text(json.dumps(data))
-    return report_cmd(env, bad), [str(bad), "metrics.no_defense.agreement"]
-
-
-# option values ------------------------------------------------------------------------------------------------
-
-@case("gen-limit-0", usage=True)
-def _(env):
-    return (["gen", "--attack", "none", "--dataset", "mnist-5k", "--limit", "0", "--out", env.out / "clean.h5"],
-            ["--limit", "greater than or equal to 1"])
-
-
-@case("train-epochs-0", usage=True)
-def _(env):
-    return train_identity(env, env.set("clean.h5"), extra=["--epochs", "0"]), ["--epochs", "greater than or equal to 1"]
-
-
-@case("classifier-batch-size-0", usage=True)
-def _(env):
-    return classifier_cmd(env, env.set("clean.h5"), extra=["--batch-size", "0"]), ["--batch-size", "greater than or equal to 1"]
-
-
-@case("attack-samples-minus-1", usage=True)
-def _(env):
-    return attack_cmd(env, env.set("clean.h5"), extra=["--samples", "-1"]), ["--samples", "greater than or equal to 0"]
-
-
-@case("gen-unknown-attack", usage=True)
-def _(env):
-    argv = gen_fgsm(env)
-    argv[argv.index("fgsm")] = "deepfool"
-    return argv, ["--attack", "'deepfool' is not one of"]
-
-
-@case("embed-n-0", usage=True)
-def _(env):
-    return embed_cmd(env, env.set("clean.h5"), extra=["--n", "0"]), ["--n", "greater than or equal to 1"]
-
-
-@case("gen-param-eps-5")
-def _(env):
-    return gen_fgsm(env, extra=["--param", "eps=5"]), ["eps=5", "out of range"]
-
-
-@case("gen-param-nb_iter-abc")
-def _(env):
-    argv = gen_fgsm(env, extra=["--param", "nb_iter=abc"])
-    argv[argv.index("fgsm")] = "pgd"
-    return argv, ["nb_iter", "'abc'", "not a valid int"]
-
-
-@case("attack-param-on-stored-mode")
-def _(env):
-    return attack_cmd(env, env.set("clean.h5"), extra=["--param", "eps=0.3"]), ["--param", "--mode stored"]
-
-
-@case("attack-overpowered-param-steps-abc")
-def _(env):
-    return (attack_cmd(env, env.set("clean.h5"), extra=["--mode", "overpowered", "--vae", env.vae(),
-                                                         "--param", "steps=abc"]), ["steps=abc", "not a whole number"])
-
-
-# --- running a command ----------------------------------------------------------------------------------------
-
-class TookTooLong(BaseException):
-    """Raised by the alarm: a BaseException, so no `except Exception` in madvae or the runner swallows it."""
-
-
-def _alarm(signum, frame):
-    raise TookTooLong()
-
-
-def run_cli(argv, *, usage: bool, monkeypatch, capsys) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of one command line."""
-    argv = [str(a) for a in argv]
-    if not usage:
-        result = CliRunner().invoke(cli.app, argv)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception  # an uncaught exception is a failure of its own: show its traceback
-        return result.exit_code, result.stdout, result.stderr
-    monkeypatch.setattr(sys, "argv", ["madvae", *argv])
-    # main() leaves through os._exit after a failed command (see cli._exit_now); here it must only raise
-    monkeypatch.setattr(cli, "_exit_now", lambda code: sys.exit(code), raising=False)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as info:
-        cli.main()
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
-
-
-def snapshot(root: Path) -> dict:
-    """Every file (hidden ones too) with its size and modification time, and every folder, under root. A folder's
-    own mtime is left out: a temporary file created and removed again changes it, and that is allowed."""
-    return {str(p.relative_to(root)): "folder" if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*"))}
-
-
-@pytest.fixture()
-def env(tmp_path, random_classifier):
-    return Env(tmp_path, random_classifier)
-
-
 def test_at_least_25_cases():
     assert len(CASES) >= 25
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name, env, monkeypatch, capsys):
-    spec = CASES[name]
-    argv, needles = spec.build(env)
-    before = snapshot(env.root)
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, spec.timeout)
-    started = time.monotonic()
-    try:
-        code, out, err = run_cli(argv, usage=spec.usage, monkeypatch=monkeypatch, capsys=capsys)
-    except TookTooLong:
-        pytest.fail(f"{name}: still running after {spec.timeout} s (must fail fast)")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    elapsed = time.monotonic() - started
-
-    output = (out + err).strip()
-    assert code == 2, f"exit code {code}: {output}"
-    assert out.strip() == "", f"stdout should be empty: {out}"
-    lines = output.splitlines()
-    assert len(lines) == 1, output
-    assert lines[0].startswith("madvae: error:"), output
-    assert "Traceback" not in output
-    for needle in needles:
-        assert str(needle) in lines[0], f"{needle!r} not in {lines[0]!r}"
-    assert snapshot(env.root) == before, "something was written, created or changed"
-    assert list(env.out.iterdir()) == []
-    if env.marker is not None:
-        assert not env.marker.exists(), "the pickle ran code"
-    assert elapsed < spec.timeout
+    check_refused(name, CASES[name], env, monkeypatch, capsys)
 
 
 # --- the same command lines with valid inputs do write their outputs ------------------------------------------

@@ -1,5 +1,4 @@
 # Helpers: names, target lists and per-job inputs/options, all computed from the validated config.
-import itertools
 import math
 import os
 import re
@@ -9,7 +8,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from madvae.attacks import ADAPTIVE_ATTACKS
-from madvae.registry import LOSS_VARIANTS, LOSS_WEIGHTS, SUBSTITUTES, SWEEP_OPTIONS, USES_CLASSIFIER
+from madvae.registry import SUBSTITUTES, USES_CLASSIFIER
 
 # the rules call `madvae`: find the one installed beside the Python running Snakemake, even when its
 # environment is not activated (`.venv/bin/snakemake`, `make workflow`, SLURM job steps)
@@ -67,21 +66,10 @@ def by_name(entries, name_of, what):
     return named
 
 
-def train_setting_name(entry):
-    return setting_name(entry, None)
-
-
-def test_setting_name(entry):
-    return setting_name(entry, "test")
-
-
-def variant_name(entry):
-    return entry.get("name", entry["loss"])
-
-
-TRAIN_ATTACKS = by_name(config["train_attacks"], train_setting_name, "train_attacks")
-TEST_ATTACKS = by_name(config["test_attacks"], test_setting_name, "test_attacks")
-VARIANTS = by_name([v for v in config["variants"] if v["enabled"]], variant_name, "variants")
+TRAIN_ATTACKS = by_name(config["train_attacks"], lambda entry: setting_name(entry, None), "train_attacks")
+TEST_ATTACKS = by_name(config["test_attacks"], lambda entry: setting_name(entry, "test"), "test_attacks")
+VARIANTS = by_name([v for v in config["variants"] if v["enabled"]], lambda entry: entry.get("name", entry["loss"]),
+                   "variants")
 DEFENSES = ["none", *VARIANTS]
 BLACKBOX = config["blackbox"]
 OVERPOWERED = config["overpowered"]
@@ -136,36 +124,6 @@ def name_regex(names):
     return "|".join(re.escape(name) for name in names)
 
 
-# --- sweeps: a list for a training option trains one candidate per combination (rules/sweep.smk) ---
-
-# weights a loss never reads: a list of one would train identical models, so it sweeps nothing there
-UNUSED_WEIGHTS = {name: set(LOSS_WEIGHTS) - set(variant.weights) for name, variant in LOSS_VARIANTS.items()}
-
-
-def option_values(name):
-    """{option: [values]} of a variant: its entry's, else vae:'s (epochs: the entry's only)."""
-    entry, values = VARIANTS[name], {}
-    for key in SWEEP_OPTIONS:
-        value = entry.get(key) if key == "epochs" or key in entry else config["vae"][key]
-        values[key] = value if isinstance(value, list) else [value]
-    return values
-
-
-def sweep_grid(name):
-    """{path: {option: value}} per combination of the variant's swept options, the path readable and unique
-    (e.g. gamma~0.1/sigma~1e-05, options in SWEEP_OPTIONS order); {} when nothing is swept."""
-    values = option_values(name)
-    swept = [k for k in SWEEP_OPTIONS if len(values[k]) > 1 and k not in UNUSED_WEIGHTS[VARIANTS[name]["loss"]]]
-    if not swept:
-        return {}
-    return {os.path.join(*(f"{k}~{v}" for k, v in zip(swept, combo))): dict(zip(swept, combo))
-            for combo in itertools.product(*(values[k] for k in swept))}
-
-
-SWEEPS = {name: grid for name in VARIANTS if (grid := sweep_grid(name))}
-VAL_ATTACKS = by_name(config["validation"]["attacks"], lambda entry: setting_name(entry, "val"), "validation.attacks")
-
-
 def any_of(names):
     """A wildcard constraint for these names; with none, one that matches nothing (a rule left unused)."""
     return name_regex(names) or "(?!)"
@@ -178,26 +136,8 @@ def clean_set(split):
     return res(f"sets/{DATASET}_{split}.h5")
 
 
-def train_sets():
-    return [res(f"sets/train/{name}.h5") for name in TRAIN_ATTACKS]
-
-
 def evaluations():
     return [res(f"eval/{defense}/{attack}.json") for defense in ["none", *VARIANTS] for attack in TEST_ATTACKS]
-
-
-def embed_variants():
-    embed = config["embed"]
-    return list(VARIANTS) if embed["variants"] is None else embed["variants"]
-
-
-def attack_figure_names():
-    """Figures of one attack, all drawn by its embed_attack job: its inputs, then each variant's spaces."""
-    return ["input"] + [f"{v}_{space}" for v in embed_variants() for space in config["embed"]["spaces"]]
-
-
-def attack_figures(ext, attack="{attack}"):
-    return [res(f"figures/umap/{attack}/{name}.{ext}") for name in attack_figure_names()]
 
 
 def figures():
@@ -254,20 +194,3 @@ def final_outputs():
 
 def options(*items):
     return shlex.join(str(item) for item in items)
-
-
-# --- Overpowered clustering figures (paper Figures 5 and 6): one embed_overpowered job per variant ---
-
-OVERPOWERED_SPACES = ("latent", "output")
-
-
-def overpowered_figure_variants():
-    variants = OVERPOWERED["figure_variants"]
-    return embed_variants() if variants is None else variants
-
-
-def overpowered_figures(ext, variant="{variant}"):
-    """madvae embed --out-dir figures/umap --vae VARIANT=... names them VARIANT_overpowered-SPACE."""
-    return [res(f"figures/umap/{variant}_overpowered-{space}.{ext}") for space in OVERPOWERED_SPACES]
-
-

@@ -1,4 +1,31 @@
-# Inputs and options of the rules in rules/embed.smk.
+# Inputs and options of the rules in rules/embed.smk, and the names of the figures they draw.
+
+# Overpowered clustering figures (paper Figures 5 and 6): one embed_overpowered job per variant
+OVERPOWERED_SPACES = ("latent", "output")
+
+
+def overpowered_figure_variants():
+    variants = OVERPOWERED["figure_variants"]
+    return embed_variants() if variants is None else variants
+
+
+def overpowered_figures(ext, variant="{variant}"):
+    """madvae embed --out-dir figures/umap --vae VARIANT=... names them VARIANT_overpowered-SPACE."""
+    return [res(f"figures/umap/{variant}_overpowered-{space}.{ext}") for space in OVERPOWERED_SPACES]
+
+
+def embed_variants():
+    embed = config["embed"]
+    return list(VARIANTS) if embed["variants"] is None else embed["variants"]
+
+
+def attack_figure_names():
+    """Figures of one attack, all drawn by its embed_attack job: its inputs, then each variant's spaces."""
+    return ["input"] + [f"{v}_{space}" for v in embed_variants() for space in config["embed"]["spaces"]]
+
+
+def attack_figures(ext, attack="{attack}"):
+    return [res(f"figures/umap/{attack}/{name}.{ext}") for name in attack_figure_names()]
 
 
 def attack_figure_reports():

@@ -1,5 +1,7 @@
 # Inputs and options of the rules in rules/sweep.smk.
 
+VAL_ATTACKS = by_name(config["validation"]["attacks"], lambda entry: setting_name(entry, "val"), "validation.attacks")
+
 
 def sweep_candidates(variant, file="vae.pt"):
     """A swept variant's candidate files: file vae.pt, vae.train.csv or vae.steps.csv (madvae train's names)."""

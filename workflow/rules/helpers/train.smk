@@ -1,4 +1,8 @@
-# Inputs and options of the rules in rules/train.smk.
+# Inputs and options of the rules in rules/train.smk, and the sweep grids (rules/sweep.smk trains their candidates).
+import itertools
+
+from madvae.registry import LOSS_VARIANTS, LOSS_WEIGHTS, SWEEP_OPTIONS
+
 
 
 def vae_input(wildcards):
@@ -25,3 +29,35 @@ def vae_options(wildcards, input):
     if "classifier" in input.keys():
         items += ["--classifier", input.classifier]
     return options(*items)
+
+
+def train_sets():
+    return [res(f"sets/train/{name}.h5") for name in TRAIN_ATTACKS]
+
+
+# a list for a training option trains one candidate per combination (rules/sweep.smk)
+# weights a loss never reads: a list of one would train identical models, so it sweeps nothing there
+UNUSED_WEIGHTS = {name: set(LOSS_WEIGHTS) - set(variant.weights) for name, variant in LOSS_VARIANTS.items()}
+
+
+def option_values(name):
+    """{option: [values]} of a variant: its entry's, else vae:'s (epochs: the entry's only)."""
+    entry, values = VARIANTS[name], {}
+    for key in SWEEP_OPTIONS:
+        value = entry.get(key) if key == "epochs" or key in entry else config["vae"][key]
+        values[key] = value if isinstance(value, list) else [value]
+    return values
+
+
+def sweep_grid(name):
+    """{path: {option: value}} per combination of the variant's swept options, the path readable and unique
+    (e.g. gamma~0.1/sigma~1e-05, options in SWEEP_OPTIONS order); {} when nothing is swept."""
+    values = option_values(name)
+    swept = [k for k in SWEEP_OPTIONS if len(values[k]) > 1 and k not in UNUSED_WEIGHTS[VARIANTS[name]["loss"]]]
+    if not swept:
+        return {}
+    return {os.path.join(*(f"{k}~{v}" for k, v in zip(swept, combo))): dict(zip(swept, combo))
+            for combo in itertools.product(*(values[k] for k in swept))}
+
+
+SWEEPS = {name: grid for name in VARIANTS if (grid := sweep_grid(name))}
