@@ -200,9 +200,7 @@ class _Planner:
     def transfer_work(self, arch, defended, pool) -> list[Work]:
         """Papernot substitute training on the target's answers, then FGSM on the rest (evaluate_blackbox)."""
         box = self.wf.BLACKBOX
-        params = resolve_params(SUBSTITUTE_TRAINING, "test", box["transfer_params"])
-        if box["quick"]:
-            params.update(SUBSTITUTE_TRAINING.quick)
+        params = resolve_params(SUBSTITUTE_TRAINING, "test", box["transfer_params"], box["quick"])
         held, rounds, epochs = params["holdout"], params["rounds"], params["substitute_epochs"]
         trained = epochs * held * (2 ** rounds - 1)  # round r trains on held * 2**r images
         augmented, queries, rest = held * (2 ** (rounds - 1) - 1), held * 2 ** (rounds - 1), pool - held

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import madvae.evaluate.blackbox as ebb
+from madvae.attacks import SUBSTITUTE_TRAINING
 from madvae.attacks.blackbox import jacobian_augment, train_substitute
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.errors import MadvaeError
@@ -168,3 +169,13 @@ def test_transfer_mode_bad_input(tmp_path, clean_test_set, checkpoints):
     with pytest.raises(MadvaeError, match="vae checkpoint"):
         evaluate_blackbox_transfer(clean_test_set, checkpoints / "vae.pt", out, **FAST)
     assert not out.exists()
+
+
+def test_quick_gives_way_to_the_users_own_settings(tmp_path, clean_test_set, checkpoints):
+    """--quick cuts what the user left at its default; a setting the user gave (--param rounds=1) is the one run
+    and recorded, never silently replaced by the quick cut."""
+    result = evaluate_blackbox_transfer(clean_test_set, checkpoints / "magnet.pt", tmp_path / "q.json", quick=True,
+                                        limit=40, params={"rounds": 1, "holdout": 8}, device="cpu", progress=False)
+    assert result["params"]["rounds"] == result["substitute_training"]["rounds"] == 1
+    assert result["params"]["substitute_epochs"] == SUBSTITUTE_TRAINING.quick["substitute_epochs"] == 5
+    assert result["params"]["quick"] is True

@@ -48,6 +48,16 @@ def test_a_description_cut_at_a_comma_is_found():
     assert stray_keys(schema) == ["/root: 'fashion-mnist).'"]
 
 
+def test_the_schemas_name_lists_are_the_registries():
+    """Every line tagged `# registry: KIND` lists that registry's names in its order; a renamed or new attack,
+    variant or architecture fails here until scripts/config_reference.py has written it."""
+    text = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    assert text.count("# registry: ") >= 8
+    assert config_reference.schema_with_registry_names(text) == text, "run python scripts/config_reference.py"
+    stale = text.replace("enum: [pgd-e2e, bpda, eot]", "enum: [pgd-e2e, bpda]")
+    assert config_reference.schema_with_registry_names(stale) == text
+
+
 def test_the_config_reference_is_written_from_the_schema():
     text = config_reference.render()
     assert (ROOT / "config" / "README.md").read_text() == text, "run python scripts/config_reference.py"

@@ -126,11 +126,9 @@ def evaluate_blackbox_transfer(set_path, classifier_path, out, *, vae_path=None,
 
     `holdout` images of the set (the first `limit` if given), drawn with `seed`, are the attacker's and are not
     evaluated; n = the rest. ``params``: overrides of SUBSTITUTE_TRAINING (holdout, rounds, lam,
-    substitute_epochs and FGSM's eps); ``quick`` then sets rounds and substitute_epochs to its CPU-sized cut."""
+    substitute_epochs and FGSM's eps), applied over ``quick``'s CPU-sized cut: a setting the user gave is kept."""
     _check_substitute_arch(substitute_arch)
-    settings = resolve_params(SUBSTITUTE_TRAINING, "test", params)
-    if quick:
-        settings.update(SUBSTITUTE_TRAINING.quick)
+    settings = resolve_params(SUBSTITUTE_TRAINING, "test", params, quick)
     holdout, rounds, lam, substitute_epochs = (settings[key] for key in ("holdout", "rounds", "lam",
                                                                           "substitute_epochs"))
     params = resolve_params("fgsm", "test", {"eps": settings["eps"]})
