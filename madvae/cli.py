@@ -183,9 +183,9 @@ def attack(
     classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (the target).")] = None,
     vae: Annotated[Optional[Path], typer.Option(help="Defense-VAE checkpoint; without it, no defense.")] = None,
     mode: Annotated[AttackMode, typer.Option(
-        help="stored: evaluate a set's stored adversarial images (defense-unaware, Table 1). pgd-e2e, bpda, eot: "
-             "adaptive attacks through the defense. blackbox-paper: FGSM on --substitute, classified by it "
-             "(Table 2 as the original code). blackbox-transfer: a substitute trained from target queries. "
+        help="stored: evaluate a set's stored adversarial images (defense-unaware, Table 1). pgd-e2e, bpda, eot, "
+             "autoattack, square: adaptive attacks through the defense. blackbox-paper: FGSM on --substitute, "
+             "classified by it (Table 2 as the original code). blackbox-transfer: a substitute trained from target queries. "
              "overpowered: the latent-space attack on the VAE (Table 3).")] = AttackMode.stored,
     param: Annotated[Optional[list[str]], typer.Option(help="Override a parameter: --param eps=0.2 (repeatable).")]
     = None,

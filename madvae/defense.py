@@ -3,6 +3,7 @@ posterior mean (the paper's test-time defense) or averages K decodings of sample
 Every attack and evaluation, the figures and bench/ build it from here."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -25,6 +26,26 @@ def sampled_decoding(vae, mean, logvar, samples: int):
     mean + noise * std, drawn one decoding after another."""
     std = torch.exp(0.5 * logvar)
     return torch.stack([vae.decode(mean + torch.randn_like(std) * std) for _ in range(samples)]).mean(0)
+
+
+@contextlib.contextmanager
+def frozen(*models):
+    """Attack the models in eval mode with no parameter gradients (nothing accumulates in .grad); give every
+    module its own train/eval mode and every parameter its requires_grad flag back afterwards."""
+    models = [model for model in models if model is not None]
+    modes = [(module, module.training) for model in models for module in model.modules()]
+    flags = [(parameter, parameter.requires_grad) for model in models for parameter in model.parameters()]
+    for model in models:
+        model.eval()
+    for parameter, _ in flags:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.train(training)
+        for parameter, flag in flags:
+            parameter.requires_grad_(flag)
 
 
 class Target(torch.nn.Module):

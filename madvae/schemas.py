@@ -117,7 +117,8 @@ RESULT = {
          "substitute": STRING, "note": STRING, "queries": COUNT, "substitute_agreement": FRACTION,
          "substitute_training": OBJECT, "holdout_indices": {"type": "array", "items": COUNT},
          "per_norm": {"type": "object", "additionalProperties": OBJECT},
-         "steps_run": {"type": "object", "additionalProperties": STEPS_RUN}}),
+         "steps_run": {"type": "object", "additionalProperties": STEPS_RUN},
+         "fooled_by": {"type": "object", "additionalProperties": COUNT}}),
     "allOf": [
         _when_kind(RESULT_KINDS[:4], {"properties": {"metrics": ROW_METRICS}}),
         _when_kind(["overpowered"], {"properties": {"metrics": OVERPOWERED_METRICS}}),

@@ -115,12 +115,12 @@ def test_attack_invariants(name, digits):
     assert torch.equal(run_attack(name, target, x, y, params), x_adv), "not reproducible"
 
 
-def test_without_a_vae_every_attack_is_the_same_plain_pgd(digits):
+def test_without_a_vae_every_pgd_attack_is_the_same_plain_pgd(digits):
     torch.manual_seed(0)
     classifier = tiny_classifier().eval()
     x, y = digits[0][:16], digits[1][:16]
     results = []
-    for name in sorted(ADAPTIVE_ATTACKS):
+    for name in sorted(name for name, spec in ADAPTIVE_ATTACKS.items() if spec.module == "adaptive"):
         torch.manual_seed(1)
         params = resolve_params(name, "test", {"nb_iter": 3, "eps_iter": 0.1, "restarts": 1})
         results.append(run_attack(name, Target(classifier), x, y, params))

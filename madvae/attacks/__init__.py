@@ -42,11 +42,17 @@ class AttackSpec(Settings):
     function_name: str = ""
     bounded_by_eps: bool = False  # L-inf distance <= eps by construction
     label: str = ""  # its row in the tables
+    # the defense it attacks (DEFENSE_DECODINGS): the posterior-mean one (samples 0), the stochastic one (K >= 1
+    # sampled decodings averaged) or either (a version for each)
+    decoding: str = "mean"
 
     def function(self):
         import importlib
 
         return getattr(importlib.import_module(f"madvae.attacks.{self.module}"), self.function_name)
+
+
+DEFENSE_DECODINGS = ("mean", "sampled", "either")
 
 
 def _grid(key, values, base):
@@ -85,9 +91,9 @@ def _stored(name, function_name, presets, label, **more):
                       **more)
 
 
-def _adaptive(name, function_name, defaults, quick, label):
-    return AttackSpec(name, {"test": defaults}, quick, _EPS_FROM_ZERO, kind="adaptive", module="adaptive",
-                      function_name=function_name, label=label)
+def _adaptive(name, function_name, defaults, quick, label, module="adaptive", decoding="mean"):
+    return AttackSpec(name, {"test": defaults}, quick, _EPS_FROM_ZERO, kind="adaptive", module=module,
+                      function_name=function_name, label=label, decoding=decoding)
 
 
 # adaptive quick cuts: about a minute of one CPU core per 1,000 mnist-5k images through a DefenseVAE and MagNet,
@@ -112,7 +118,17 @@ ATTACKS = {spec.name: spec for spec in (
               "PGD end-to-end"),
     _adaptive("bpda", "bpda", {**_ADAPTIVE_PGD, "restarts": 1}, {"nb_iter": 10, "eps_iter": 0.05}, "BPDA"),
     _adaptive("eot", "eot", {**_ADAPTIVE_PGD, "restarts": 1, "eot_samples": 8},
-              {"nb_iter": 4, "eps_iter": 0.1, "eot_samples": 2}, "EOT"),
+              {"nb_iter": 4, "eps_iter": 0.1, "eot_samples": 2}, "EOT", decoding="sampled"),
+    # Croce and Hein's standard version (rand against a stochastic defense) at its settings: APGD 100 steps, APGD-T
+    # and FAB-T over 9 target classes (FAB 100 steps), Square 5,000 queries, EOT over 20 draws. Quick, CPU-sized:
+    # a tenth of the steps, 3 target classes, 100 queries, 2 draws (a weaker attack: its accuracy is an upper bound).
+    _adaptive("autoattack", "autoattack", {"eps": 0.3, "apgd_steps": 100, "target_classes": 9, "fab_steps": 100,
+                                           "square_queries": 5000, "eot_iter": 20},
+              {"apgd_steps": 10, "target_classes": 3, "fab_steps": 10, "square_queries": 100, "eot_iter": 2},
+              "AutoAttack", module="autoattack", decoding="either"),
+    # gradient-free: if it beats the gradient attacks, their gradients were masked. Quick: 200 queries.
+    _adaptive("square", "square", {"eps": 0.3, "n_queries": 5000, "p_init": 0.8}, {"n_queries": 200}, "Square",
+              module="autoattack"),
     # the image count n is the evaluation's (--limit), not the attack's: it stays out of the attack's presets
     AttackSpec("overpowered", {name: {k: v for k, v in preset.items() if k != "n"}
                                for name, preset in OVERPOWERED_PRESETS.items()},
@@ -166,6 +182,13 @@ PARAMETERS = {
     "rounds": (int, lambda v: v >= 1, ">= 1"),
     "lam": (float, lambda v: v > 0, "> 0"),
     "substitute_epochs": (int, lambda v: v >= 1, ">= 1"),
+    "apgd_steps": (int, lambda v: v >= 1, ">= 1"),
+    "fab_steps": (int, lambda v: v >= 1, ">= 1"),
+    "target_classes": (int, lambda v: 1 <= v <= 9, "1..9 (of the ten classes, all but the true one)"),
+    "square_queries": (int, lambda v: v >= 1, ">= 1"),
+    "n_queries": (int, lambda v: v >= 1, ">= 1"),
+    "eot_iter": (int, lambda v: v >= 1, ">= 1"),
+    "p_init": (float, lambda v: 0 < v <= 1, "0 < p_init <= 1"),
 }
 _KIND_NAMES = {int: "a whole number", float: "a number", bool: "true or false", str: "a word",
                _floats: "a comma-separated list of numbers"}

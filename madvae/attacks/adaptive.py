@@ -17,34 +17,13 @@ tensors (advertorch cannot differentiate through a sampled defense).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import torch
 import torch.nn.functional as F
 
-from madvae.defense import mean_decoding, sampled_decoding
+from madvae.defense import frozen, mean_decoding, sampled_decoding
 from madvae.errors import MadvaeError
-
-
-@contextlib.contextmanager
-def _frozen(*models):
-    """Attack the models in eval mode with no parameter gradients (nothing accumulates in .grad); give every
-    module its own train/eval mode and every parameter its requires_grad flag back afterwards."""
-    models = [model for model in models if model is not None]
-    modes = [(module, module.training) for model in models for module in model.modules()]
-    flags = [(parameter, parameter.requires_grad) for model in models for parameter in model.parameters()]
-    for model in models:
-        model.eval()
-    for parameter, _ in flags:
-        parameter.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.train(training)
-        for parameter, flag in flags:
-            parameter.requires_grad_(flag)
 
 
 def _cross_entropy(classifier, images, y):
@@ -126,13 +105,13 @@ def _pgd(gradient, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
 
 
 def pgd_e2e(target, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
-    with _frozen(target):
+    with frozen(target):
         return _pgd(functools.partial(e2e_gradient, target.classifier, target.vae), x, y, eps=eps, nb_iter=nb_iter,
                     eps_iter=eps_iter, restarts=restarts, on_step=on_step)
 
 
 def bpda(target, x, y, *, eps, nb_iter, eps_iter, restarts, on_step=None):
-    with _frozen(target):
+    with frozen(target):
         return _pgd(functools.partial(bpda_gradient, target.classifier, target.vae), x, y, eps=eps, nb_iter=nb_iter,
                     eps_iter=eps_iter, restarts=restarts, on_step=on_step)
 
@@ -145,6 +124,6 @@ def eot(target, x, y, *, eps, nb_iter, eps_iter, restarts, eot_samples, on_step=
                           hint="samples=0 is the deterministic posterior-mean defense; attack it with pgd-e2e")
     gradient = functools.partial(eot_gradient, target.classifier, target.vae, eot_samples=eot_samples,
                                  samples=target.samples)
-    with _frozen(target):
+    with frozen(target):
         return _pgd(gradient, x, y, eps=eps, nb_iter=nb_iter, eps_iter=eps_iter, restarts=restarts,
                     on_step=on_step)

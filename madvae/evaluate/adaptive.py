@@ -2,11 +2,13 @@
 and without the defense; the result JSON has the same header and metrics as the white-box evaluation."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from madvae.attacks import get_attack, resolve_params, run_attack
+from madvae.attacks import ADAPTIVE_ATTACKS, get_attack, resolve_params, run_attack
 from madvae.defense import load_evaluation
 from madvae.errors import MadvaeError
 from madvae.outcomes import scored
@@ -28,18 +30,19 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
     CPU-sized cut; ``samples``: 0 defends with the posterior-mean decoding, K with the average of K sampled
     decodings (eot needs K >= 1: it attacks that stochastic defense). Without a VAE every attack is plain PGD
     on the classifier (the No Defense column) and only clean/no_defense metrics are written."""
-    get_attack(attack, "adaptive")
+    spec = get_attack(attack, "adaptive")
     resolved = resolve_params(attack, "test", params, quick)
     if samples < 0:
         raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
-    if attack == "eot" and vae_path is not None and samples < 1:
-        raise MadvaeError("eot attacks the stochastic defense: give samples >= 1",
+    if spec.decoding == "sampled" and vae_path is not None and samples < 1:
+        raise MadvaeError(f"{attack} attacks the stochastic defense: give samples >= 1",
                           hint="samples=0 is the deterministic posterior-mean defense; attack it with pgd-e2e")
-    if attack != "eot" and samples > 0:
+    if spec.decoding == "mean" and samples > 0:
         # the attack's gradient goes through the posterior-mean decoding: scoring a K-sample defense instead would
         # report one defense's accuracy under an attack on another
+        stochastic = ", ".join(name for name, other in ADAPTIVE_ATTACKS.items() if other.decoding != "mean")
         raise MadvaeError(f"{attack} attacks the posterior-mean defense; --samples {samples} (a {samples}-sample "
-                          "defense) is attacked with --mode eot", hint="drop --samples, or use --mode eot")
+                          f"defense) is attacked with --mode {stochastic}", hint="drop --samples, or use another mode")
     if batch_size < 1:
         raise MadvaeError("--batch-size must be at least 1")
     if limit is not None and limit < 1:
@@ -51,12 +54,23 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         n = min(len(reader), limit) if limit else len(reader)
         predictions = {key: [] for key in ("clean", "no_defense", "defended", "defended_clean")}
         labels = []
-        # one tick per image and gradient step: on a CPU a single batch can take minutes
-        bar = tqdm(total=n * resolved["nb_iter"] * resolved["restarts"], desc=f"{attack} vs {defense['name']}",
-                   unit="img-step", unit_scale=True, disable=not progress, mininterval=1.0)
+        # PGD attacks: one tick per image and gradient step (on a CPU a single batch can take minutes); the others
+        # one per image
+        steps = resolved["nb_iter"] * resolved["restarts"] if "nb_iter" in resolved else None
+        bar = tqdm(total=n * (steps or 1), desc=f"{attack} vs {defense['name']}", unit="img-step" if steps else "img",
+                   unit_scale=True, disable=not progress, mininterval=1.0)
+        keeps_record = "record" in inspect.signature(spec.function()).parameters
+        record = {}
         for batch in reader.batches(batch_size, limit=n, names=["x_clean", "y"]):
             x, y = to_device(batch["x_clean"], loaded.device), to_device(batch["y"], loaded.device)
-            x_adv = run_attack(attack, loaded.target, x, y, resolved, on_step=lambda size=len(y): bar.update(size))
+            found = {}
+            x_adv = run_attack(attack, loaded.target, x, y, resolved,
+                               on_step=lambda size=len(y): bar.update(size) if steps else None,
+                               **({"record": found} if keeps_record else {}))
+            for key, value in found.items():  # per-image counts, summed over the batches
+                record[key] = record.get(key, 0) + value
+            if not steps:
+                bar.update(len(y))
             labels.append(batch["y"])
             predictions["clean"].append(_labels(classifier, x))
             predictions["no_defense"].append(_labels(classifier, x_adv))
@@ -67,6 +81,8 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         result = result_header("adaptive", reader, set_path, n, classifier_path, loaded.classifier_checkpoint, defense,
                                attack=attack, params=resolved)
         result["quick"] = quick
+        if keeps_record:
+            result["fooled_by"] = record  # images each component fooled first, in the order they ran
         result.update(scored(predictions, labels, reader, result["set_sha256"]))
     write_result(out, result)
     return result

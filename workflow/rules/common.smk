@@ -103,6 +103,11 @@ def check_config():
     if config["report"]["paper"] and DATASET != "mnist":  # the paper's numbers are full-MNIST test numbers
         raise WorkflowError(f"config report.paper: the paper's tables compare with full MNIST only and "
                             f"dataset.name is {DATASET}; set dataset.name: mnist or report.paper: false")
+    known = {key for name in ADAPTIVE["attacks"] for key in ADAPTIVE_ATTACKS[name].presets["test"]}
+    stray = [item for item in ADAPTIVE["params"] if item.split("=", 1)[0] not in known]
+    if stray:
+        raise WorkflowError(f"config adaptive.params: {', '.join(stray)} is a parameter of none of the configured "
+                            f"adaptive attacks ({', '.join(ADAPTIVE['attacks']) or 'none'})")
     reserved = sorted(set(VARIANTS) & set(RESERVED_NAMES))
     if reserved:
         raise WorkflowError(f"config variants: {', '.join(reserved)} is reserved for an evaluation folder; "

@@ -45,9 +45,13 @@ def overpowered_options(wildcards):
 
 
 def adaptive_options(wildcards, input):
-    items = defense_items(wildcards, input) + param_items(ADAPTIVE["params"])
+    """adaptive.params reach the attacks that have them (eps all, nb_iter the PGD ones; check_config refuses a
+    parameter none of the configured attacks has)."""
+    spec = ADAPTIVE_ATTACKS[wildcards.adaptive]
+    mine = [item for item in ADAPTIVE["params"] if item.split("=", 1)[0] in spec.presets["test"]]
+    items = defense_items(wildcards, input) + param_items(mine)
     if ADAPTIVE["quick"]:
         items.append("--quick")
-    if wildcards.adaptive == "eot" and wildcards.defense != "none":
+    if spec.decoding == "sampled" and wildcards.defense != "none":
         items += ["--samples", ADAPTIVE["eot_defense_samples"]]  # eot attacks the stochastic defense
     return options(*items, *limit_items(ADAPTIVE.get("limit")))
