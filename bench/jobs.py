@@ -69,6 +69,22 @@ def attack_work(entry: dict, n: int, batch: int) -> Work:
     return Work(attack, n, f"{n:,} images", batch)
 
 
+def _query_attack_work(attack, params, n, *, defended: bool) -> list:
+    """AutoAttack and Square as gradient steps through the defense and forward passes (queries), as if every
+    component ran on every image (an upper bound: each runs only on the images the ones before left correct).
+    A FAB-T step takes the gradients of all ten logits: ten steps."""
+    if attack == "autoattack":
+        targets = params["target_classes"]
+        steps = params["apgd_steps"] * (1 + targets) + 10 * params["fab_steps"] * targets
+        queries, what = params["square_queries"], (f"{n:,} images x ({params['apgd_steps']} APGD steps x "
+                                                   f"{1 + targets} + FAB-T), {params['square_queries']} queries")
+    else:
+        steps, queries, what = 0, params["n_queries"], f"{n:,} images x {params['n_queries']} queries"
+    gradient = [Work("adaptive-pgd-e2e" if defended else "classifier-step", n * steps, what, 250)] if steps else []
+    forward = [Work("purify", n * (queries + 2), f"{n:,} images x {queries + 2}", 250)] if defended else []
+    return gradient + forward + [Work("classify", n * (queries + 2), f"{n:,} images x {queries + 2}")]
+
+
 class _Planner:
     """Walks the workflow's rules in its order and collects the jobs the config makes."""
 
@@ -237,6 +253,10 @@ class _Planner:
         for defense in self.wf.DEFENSES:
             for attack in box["attacks"]:
                 params = resolve_params(attack, "test", box["params"], box["quick"])
+                if "nb_iter" not in params:  # autoattack, square: in the PGD family's units
+                    self.add("attack_adaptive", f"eval/adaptive/{defense}/{attack}", self.defended_needs(defense),
+                             _query_attack_work(attack, params, n, defended=defense != "none"))
+                    continue
                 steps = params["nb_iter"] * params["restarts"]
                 what = f"{n:,} images x {params['nb_iter']} steps x {params['restarts']} restarts"
                 eot = {"eot_samples": params["eot_samples"], "samples": box["eot_defense_samples"]} \

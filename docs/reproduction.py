@@ -17,7 +17,7 @@ import re
 import shutil
 from pathlib import Path
 
-from madvae.paper_claims import FAILS, HOLDS, UNKNOWN
+from madvae.paper_claims import STATUSES
 from madvae.report import markdown_text as md
 
 # the tables the workflow's report.paper option puts beside the paper's: (file stem, title)
@@ -69,7 +69,7 @@ def claims_section(tables: Path) -> list[str]:
     for stem, title in PAPER_TABLES:
         with open(tables / f"{stem}_claims.csv", newline="") as handle:
             rows += [(title, claim) for claim in csv.DictReader(handle)]
-    tally = ", ".join(f"{status}: {sum(c['status'] == status for _, c in rows)}" for status in (HOLDS, FAILS, UNKNOWN))
+    tally = ", ".join(f"{status}: {sum(c['status'] == status for _, c in rows)}" for status in STATUSES)
     lines = ["## The paper's claims, checked on our results", "",
              f"From the `*_claims.csv` files ({len(rows)} claims; {tally}).", "",
              "| Table | Claim | The paper (lines) | Read as | Ours |", "|---|---|---|---|---|"]

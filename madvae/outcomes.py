@@ -130,6 +130,7 @@ def worst_case_rows(results: dict, stored: dict, columns: list[str], labels: dic
                     right = right & _bits(path, records[path][0], which, "no_defense", records[path][1], keep)
                 cells["No Defense"] = float(right.mean())
             row[metric] = [cells.get(column) for column in columns]
+        row["n"] = [keep if value is not None else None for value in row[metric]]  # the first `keep` images
         rows.append(row)
         names = sorted({labels.get(every[p]["attack"], every[p]["attack"]) for p in attacked})
         notes.append(f"{row['attack']}: per image, right only if the clean digit and every one of "

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.errors import MadvaeError
-from madvae.paper_claims import CHECKS, FAILS, HOLDS, UNKNOWN, check_claims, reading
+from madvae.intervals import interval
+from madvae.paper_claims import CHECKS, STATUSES, check_claims, reading
 from madvae.report import METRICS, OVERPOWERED_ROWS, ResultTable, build_table, markdown_text, write_tables
 from madvae.util import atomic_output, read_json_file
 
@@ -92,18 +93,20 @@ def compare(table: ResultTable, reference: dict | None = None) -> Comparison:
                           hint=f"evaluate on `madvae gen --dataset {reference['dataset']} --split "
                                f"{reference['split']}` sets to compare")
     factor, _ = SCALES[reference["scale"]["printed"]]
-    value = _our_values(table, spec)
+    value, count = _our_values(table, spec)
     comparison = Comparison(table.kind, spec, reference["scale"]["printed"], f"{table.dataset} {table.split}")
     for row in spec["rows"]:
         for column, printed in zip(spec["columns"], spec["values"][row["key"]]):
-            ours = value(row["key"], column["key"])
+            ours, n = value(row["key"], column["key"]), count(row["key"], column["key"])
+            low_high = interval(ours, n)
             ours = None if ours is None else ours * factor
             comparison.cells.append({
                 "row": row["printed"], "column": column["printed"], "metric": _metric(table.kind, row, column),
-                "ours": ours, "paper": printed, "difference": None if ours is None else ours - printed})
+                "ours": ours, "paper": printed, "difference": None if ours is None else ours - printed, "n": n,
+                "ours_interval": None if low_high is None else tuple(bound * factor for bound in low_high)})
     comparison.paper_only, comparison.ours_only = _unmatched(table, spec, value)
     claims = [c for c in reference["claims"] if c["table"] == table.kind]
-    comparison.claims = check_claims(claims, spec, value)
+    comparison.claims = check_claims(claims, spec, value, count)
     comparison.caption = _caption(table, spec, reference)
     return comparison
 
@@ -114,7 +117,8 @@ def _metric(kind: str, row: dict, column: dict) -> str:
 
 
 def _our_values(table: ResultTable, spec: dict):
-    """value(paper row key, paper column key) -> our fraction on that cell's metric, or None."""
+    """(value, count): value(paper row key, paper column key) -> our fraction on that cell's metric, or None;
+    count(...) -> the n it is over, or None."""
     ours = {row["key"]: row for row in table.rows}
     metrics = {column["key"]: column.get("metric") for column in spec["columns"]}
     overpowered_rows = {row["key"]: row.get("metric") for row in spec["rows"]}
@@ -128,7 +132,14 @@ def _our_values(table: ResultTable, spec: dict):
             return None
         return row[metric][table.columns.index(column_key)]
 
-    return value
+    def count(row_key, column_key):
+        """The cell's n (None where the row has no counts: the overpowered distances)."""
+        row = ours.get(overpowered_rows[row_key] if table.kind == "overpowered" else row_key)
+        if row is None or "n" not in row or column_key not in table.columns:
+            return None
+        return row["n"][table.columns.index(column_key)]
+
+    return value, count
 
 
 def _unmatched(table: ResultTable, spec: dict, value) -> tuple[list[str], list[str]]:
@@ -158,7 +169,9 @@ def _caption(table: ResultTable, spec: dict, reference: dict) -> list[str]:
     if table.n < spec["n"]:
         lines.append(f"Fewer images than the paper ({table.n} of {spec['n']}): one standard error of a cell is up to "
                      f"{0.5 / math.sqrt(table.n):.4f}, so smaller differences are sampling noise.")
-    lines.append(f"Each cell: ours / the paper's (ours minus the paper's); scale: {reference['scale']['note']}. "
+    lines.append(f"Each cell: ours (± the half-width of its 95% Wilson interval over its n images) / the paper's "
+                 f"(ours minus the paper's); scale: {reference['scale']['note']}. A claim that one defense beats "
+                 "another holds only where their intervals do not overlap. "
                  f"Metric per cell: {_metric_summary(table.kind, spec)}.")
     lines.append(spec["metric_note"])
     return lines + table.notes
@@ -185,11 +198,14 @@ def write_comparison(comparison: Comparison, out_dir, name: str) -> dict:
              "paper_markdown": out_dir / f"{name}_paper.md"}
     with atomic_output(files["paper_csv"]) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["table", "row", "column", "metric", "scale", "ours", "paper", "difference"])
+        writer.writerow(["table", "row", "column", "metric", "scale", "ours", "paper", "difference", "n",
+                         "ours_ci_low", "ours_ci_high"])
         for cell in comparison.cells:
+            low, high = cell["ours_interval"] or (None, None)
             writer.writerow([comparison.spec["paper_table"], cell["row"], cell["column"], cell["metric"],
                              comparison.scale, _number(cell["ours"], decimals), cell["paper"],
-                             _number(cell["difference"], decimals, signed=True)])
+                             _number(cell["difference"], decimals, signed=True), cell["n"] or "",
+                             _number(low, decimals), _number(high, decimals)])
     with atomic_output(files["claims_csv"]) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["claim", "lines", "words", "reading", "status", "detail"])
@@ -211,6 +227,9 @@ def _markdown(comparison: Comparison, decimals: int) -> str:
         for _ in columns:
             cell = next(cells)
             ours = _number(cell["ours"], decimals) or "—"
+            if cell["ours_interval"] is not None:
+                low, high = cell["ours_interval"]
+                ours += f" ± {_number((high - low) / 2, decimals)}"
             diff = f" ({_number(cell['difference'], decimals, signed=True)})" if cell["ours"] is not None else ""
             shown.append(f"{ours} / {cell['paper']}{diff}")
         lines.append(f"| {row['printed']} | " + " | ".join(shown) + " |")
@@ -233,7 +252,7 @@ def tally(comparison: Comparison) -> str:
     """'30 of 36 cells of the paper's Table 1 compared; claims: holds 3, does not hold 1, cannot check 0'."""
     compared = sum(cell["ours"] is not None for cell in comparison.cells)
     counts = ", ".join(f"{status} {sum(c['status'] == status for c in comparison.claims)}"
-                       for status in (HOLDS, FAILS, UNKNOWN))
+                       for status in STATUSES)
     return f"{compared} of {len(comparison.cells)} cells of the paper's {comparison.spec['paper_table']} compared; " \
            f"claims: {counts}"
 

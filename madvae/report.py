@@ -8,6 +8,7 @@ from pathlib import Path
 
 from madvae.attacks import ADAPTIVE_ATTACKS, STORED_ATTACKS
 from madvae.errors import MadvaeError
+from madvae.intervals import half_width
 from madvae.outcomes import defense_label, worst_case_rows
 from madvae.registry import SUBSTITUTES, VARIANTS
 from madvae.results import load_result
@@ -49,6 +50,7 @@ ROW_KINDS = {
                          "table."},
 }
 KINDS = (*ROW_KINDS, "overpowered")
+INTERVAL_ROWS = ("accuracy", "original_accuracy")  # overpowered rows that are proportions of the images
 OVERPOWERED_ROWS = {"accuracy": "Accuracy", "original_accuracy": "Original Accuracy",
                     "accuracy_within_budget": "Accuracy (L2 budget met)",
                     "original_accuracy_within_budget": "Original Accuracy (L2 budget met)",
@@ -81,7 +83,9 @@ class ResultTable:
 
     def caption(self, metric: str) -> str:
         note = ROW_KINDS[self.kind]["note"] if self.kind in ROW_KINDS else ""
-        return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} per cell.",
+        intervals = (" ± is the half-width of the 95% Wilson interval; a difference inside it is no win."
+                     if self.kind in ROW_KINDS and metric in METRICS else "")
+        return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} per cell.{intervals}",
                            *([SPLIT_NOTES[self.split]] if self.split in SPLIT_NOTES else []),
                            *([note] if note else []), *self.notes])
 
@@ -233,6 +237,9 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
                 if result["defense"]["name"] != "none":
                     cells[result["defense"]["name"]] = result["metrics"]["defended"][metric]
             row[metric] = [cells.get(column) for column in table.columns]
+        counts = {"No Attack": any_result["n"], "No Defense": baseline["n"] if baseline else None,
+                  **{r["defense"]["name"]: r["n"] for r in group.values() if r["defense"]["name"] != "none"}}
+        row["n"] = [counts.get(column) for column in table.columns]
         if extra:
             cells = {("No Defense" if r["defense"]["name"] == "none" else r["defense"]["name"]):
                      r.get("substitute_agreement") for r in group.values()}
@@ -278,6 +285,8 @@ def _add_clean_row(table: ResultTable, by_column: dict) -> None:
         for name, result in by_column.items():
             cells[name] = (result["metrics"].get("defended_clean") or {}).get(metric)
         row[metric] = [cells.get(column) for column in table.columns]
+        row["n"] = [(by_column[column]["n"] if column in by_column else table.rows[0]["n"][0])
+                    for column in table.columns]
         table.marks[metric] = {r["key"]: [k >= 2 and v is not None and row[metric][k] is not None
                                           and v > row[metric][k] for k, v in enumerate(r[metric])]
                                for r in table.rows}
@@ -311,7 +320,13 @@ def build_overpowered_table(result_paths) -> ResultTable:
                        ". The L2-budget rows keep only attacks whose G(z*) stayed within the distance budget.")
     for key, label in OVERPOWERED_ROWS.items():
         table.rows.append({"attack": label, "key": key,
-                           "value": [by_defense[c]["metrics"][key] if c in by_defense else None for c in columns]})
+                           "value": [by_defense[c]["metrics"][key] if c in by_defense else None for c in columns],
+                           # intervals over the images for the two accuracies (their pairs share images: the
+                           # interval over images is the wider one); none for distances and budget shares
+                           **({"n": [by_defense[c]["n"] if c in by_defense else None for c in columns]}
+                              if key in INTERVAL_ROWS else {})})
+    table.notes.append("± is the half-width of the 95% Wilson interval over the n images (accuracy and original "
+                       "accuracy only).")
     note = attack_settings_note("overpowered", "Overpowered Attack", first)
     table.notes += _settings_notes([note] if note else [], columns, by_defense, results)
     return table
@@ -323,6 +338,16 @@ def build_table(result_paths, kind: str = "whitebox") -> ResultTable:
 
 def _cell(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _cell_with_interval(value, n, table_n) -> str:
+    """``0.9656 ± 0.0036``: the value and the half-width of its 95% Wilson interval, and the cell's n where it is
+    not the table's."""
+    text = _cell(value)
+    half = half_width(value, n) if text else None
+    if half is None:
+        return text
+    return f"{text} ± {half:.4f}" + (f" (n = {n})" if n != table_n else "")
 
 
 def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "whitebox",
@@ -371,7 +396,9 @@ def _markdown(table: ResultTable) -> str:
                   "|---|" + "---:|" * len(table.columns)]
         for row in table.rows:
             marks = table.marks.get(metric, {}).get(row["key"], [])
-            cells = [_cell(v) + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
+            counts = row.get("n") if metric in METRICS or metric == "value" else None
+            cells = [_cell_with_interval(v, counts[k] if counts else None, table.n)
+                     + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
             lines.append(f"| {md(row['attack'])} | " + " | ".join(cells) + " |")
         lines.append("")
         for sentence in table.caption(metric).splitlines():  # each caption sentence its own paragraph

@@ -76,9 +76,13 @@ def test_tables_put_each_value_in_its_row_and_column(results_dir, tmp_path):
     assert markdown.count("mnist-5k test, n = 1000 per cell") == 2
     assert markdown.count("defense-unaware") == 2
     accuracy_part, agreement_part = markdown.split("## Agreement")
-    # a defended cell above the same purifier's clean-through-defense cell is marked (combined: 0.91 > 0.90)
-    assert "| PGD | 0.9700 | 0.0100 | 0.8100 |  | 0.9100 ↑ |  |" in accuracy_part
-    assert "| FGSM | 1.0000 | 0.1200 |  | 0.9600 ↑ |  | 0.6000 |" in agreement_part
+    # a defended cell above the same purifier's clean-through-defense cell is marked (combined: 0.91 > 0.90); each
+    # cell carries the half-width of its 95% Wilson interval over n = 1000 (0.97: 1.96 x 0.00548 / 1.00384)
+    assert ("| PGD | 0.9700 ± 0.0107 | 0.0100 ± 0.0064 | 0.8100 ± 0.0243 |  | 0.9100 ± 0.0178 ↑ |  |"
+            in accuracy_part)
+    assert ("| FGSM | 1.0000 ± 0.0019 | 0.1200 ± 0.0202 |  | 0.9600 ± 0.0122 ↑ |  | 0.6000 ± 0.0303 |"
+            in agreement_part)
+    assert markdown.count("95% Wilson interval; a difference inside it is no win") == 2
     assert written["table"].columns == header[1:]
 
 

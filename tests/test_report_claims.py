@@ -188,6 +188,6 @@ def test_whitebox_caption_explains_cells_above_clean_through_defense(tmp_path):
                                               defended=[1] * N, defended_clean=[1] * 10 + [0, 0]))]
     written = write_tables(files, tmp_path / "o", name="w")
     markdown = written["files"]["markdown"].read_text()
-    assert "| FGSM | 1.0000 | 0.0000 | 1.0000 ↑ |" in markdown
-    assert "| No attack (clean digits) | 1.0000 | 1.0000 | 0.8333 |" in markdown
+    assert "| FGSM | 1.0000 ± 0.1212 | 0.0000 ± 0.1212 | 1.0000 ± 0.1212 ↑ |" in markdown  # 12 digits: ± 0.12
+    assert "| No attack (clean digits) | 1.0000 ± 0.1212 | 1.0000 ± 0.1212 | 0.8333 ± 0.2005 |" in markdown
     assert "label leaking" in markdown and "is not robustness" in markdown.replace("which is not", "is not")

@@ -77,9 +77,11 @@ def test_the_claims_are_gathered_from_the_three_claims_files(tmp_path, results):
     page = out.read_text()
     claims = load_reference()["claims"]
     section = page.split("\n## The paper's claims, checked on our results", 1)[1].split("\n## Other tables", 1)[0]
-    assert f"({len(claims)} claims; holds: {len(claims)}, does not hold: 0, cannot check: 0)" in section
-    for claim in claims:  # the paper's own numbers: every claim holds
-        assert re.search(rf"^\| Table \d \| {re.escape(claim['id'])} \| .* \| \*\*holds\*\*: ", section, re.M), claim
+    # the paper's own numbers: no claim fails; its rankings lean their way inside the 95% intervals
+    assert f"({len(claims)} claims; holds: 4, not shown: 6, does not hold: 0, cannot check: 0)" in section
+    for claim in claims:
+        assert re.search(rf"^\| Table \d \| {re.escape(claim['id'])} \| .* \| \*\*(holds|not shown)\*\*: ",
+                         section, re.M), claim
     assert "- Estimated before the run: no estimate given" in page
 
 

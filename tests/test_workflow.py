@@ -92,7 +92,7 @@ def test_paper_grid_job_counts(tmp_path):
     # 4 variants + identity; Tables 1-3 and the adaptive table
     literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 5, "attack_defended": 30,
                "attack_undefended": 6, "substitute": 5, "attack_blackbox_paper": 30, "attack_blackbox_transfer": 30,
-               "attack_overpowered": 5, "attack_adaptive": 18, "tables": 4, "table_overpowered": 1,
+               "attack_overpowered": 5, "attack_adaptive": 30, "tables": 4, "table_overpowered": 1,
                "samples": 6, "curves": 1, "embed_overpowered": 4}
     assert {rule: counts[rule] for rule in literal} == literal
 
