@@ -25,6 +25,7 @@ STEP_OF_RULE = {"clean_set": "data", "classifier": "classifier", "substitute": "
                 "attack_val": "attack", "attack_defended": "attack", "attack_undefended": "attack",
                 "attack_blackbox_paper": "attack", "attack_blackbox_transfer": "attack",
                 "attack_overpowered": "attack", "attack_adaptive": "attack", "embed_overpowered": "attack",
+                "attack_curve": "attack", "table_security": "report",
                 "embed_clean": "embed", "embed_attack": "embed", "samples": "report", "curves": "report",
                 "tables": "report", "tables_paper": "report", "table_overpowered": "report", "selection": "report", "install_vae": "report",
                 "all": None, "table1": None}
@@ -118,6 +119,7 @@ class _Planner:
         self.blackbox()
         self.overpowered()
         self.adaptive()
+        self.curves()
         self.figures()
         self.tables()
         return self.jobs
@@ -253,21 +255,34 @@ class _Planner:
         for defense in self.wf.DEFENSES:
             for attack in box["attacks"]:
                 params = resolve_params(attack, "test", box["params"], box["quick"])
-                if "nb_iter" not in params:  # autoattack, square: in the PGD family's units
-                    self.add("attack_adaptive", f"eval/adaptive/{defense}/{attack}", self.defended_needs(defense),
-                             _query_attack_work(attack, params, n, defended=defense != "none"))
-                    continue
-                steps = params["nb_iter"] * params["restarts"]
-                what = f"{n:,} images x {params['nb_iter']} steps x {params['restarts']} restarts"
-                eot = {"eot_samples": params["eot_samples"], "samples": box["eot_defense_samples"]} \
-                    if attack == "eot" else {}
-                if defense == "none":  # every attack is plain PGD on the classifier
-                    work = [Work("classifier-step", n * steps, what)]
-                else:
-                    work = [Work(f"adaptive-{attack}", n * steps, what, 250, eot),
-                            Work("purify", 2 * n, f"2 x {n:,} images", 250, {"samples": eot.get("samples", 0)})]
                 self.add("attack_adaptive", f"eval/adaptive/{defense}/{attack}", self.defended_needs(defense),
-                         work + [Work("classify", 2 * n, f"2 x {n:,} images")])
+                         self.adaptive_work(attack, params, n, defense))
+
+    def curves(self):
+        """One job per attack and defense: the attack at every eps above 0 of the grid (eps 0 is scored only)."""
+        box = self.wf.CURVES
+        n = min(box.get("limit") or math.inf, self.split["test"])
+        points = sum(eps > 0 for eps in box["eps"])
+        for defense in self.wf.DEFENSES:
+            for attack in box["attacks"]:
+                params = resolve_params(attack, "test", [], box["quick"])
+                work = self.adaptive_work(attack, params, n * points, defense) if points else []
+                self.add("attack_curve", f"eval/curves/{defense}/{attack}", self.defended_needs(defense),
+                         work + [Work("classify", 2 * n, f"2 x {n:,} images at eps 0")])
+
+    def adaptive_work(self, attack, params, n, defense) -> list:
+        if "nb_iter" not in params:  # autoattack, square: in the PGD family's units
+            return _query_attack_work(attack, params, n, defended=defense != "none")
+        steps = params["nb_iter"] * params["restarts"]
+        what = f"{n:,} images x {params['nb_iter']} steps x {params['restarts']} restarts"
+        eot = {"eot_samples": params["eot_samples"], "samples": self.wf.ADAPTIVE["eot_defense_samples"]} \
+            if attack == "eot" else {}
+        if defense == "none":  # every attack is plain PGD on the classifier
+            work = [Work("classifier-step", n * steps, what)]
+        else:
+            work = [Work(f"adaptive-{attack}", n * steps, what, 250, eot),
+                    Work("purify", 2 * n, f"2 x {n:,} images", 250, {"samples": eot.get("samples", 0)})]
+        return work + [Work("classify", 2 * n, f"2 x {n:,} images")]
 
     def figures(self):
         embed, wf = self.config["embed"], self.wf
@@ -310,6 +325,9 @@ class _Planner:
         overpowered = [f"eval/overpowered/{v}" for v in wf.overpowered_variants()]
         if overpowered:
             finals.append(self.add("table_overpowered", "tables/overpowered", overpowered, []))
+        curves = [path[len(wf.R) + 1:].removesuffix(".json") for path in wf.curve_evaluations()]
+        if curves:
+            finals.append(self.add("table_security", "tables/security", curves, []))
         self.add("all", "all", finals + overpowered, [])
         self.add("table1", "table1", ["tables/whitebox"], [])
 

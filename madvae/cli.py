@@ -202,6 +202,9 @@ def attack(
     samples: Annotated[int, typer.Option(min=0, help="0: decode the posterior mean; K: average K decodings.")] = 0,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default: 500 (overpowered 100, adaptive 250).")]
     = None,
+    eps_grid: Annotated[Optional[str], typer.Option(
+        metavar="EPS,EPS,...", help="Adaptive modes: a security-evaluation curve, the accuracy at each eps of "
+                                    "the grid on the same images (e.g. 0,0.1,0.2,0.3,0.4).")] = None,
     seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
     """Evaluate classifier(VAE(x)) under attack: accuracy (true labels) and agreement (clean predictions)."""
@@ -212,17 +215,28 @@ def attack(
     result = evaluate(mode.value, Request(
         set_path, out, classifier=classifier, vae=vae, params=param or [], quick=quick, preset=preset.value,
         substitute=substitute, substitute_arch=substitute_arch.value, figure=figure, defense_name=defense_name,
-        samples=samples, batch_size=batch_size, device=device.value, limit=limit, seed=seed, progress=progress))
+        samples=samples, batch_size=batch_size, device=device.value, limit=limit, seed=seed, progress=progress,
+        eps_grid=None if eps_grid is None else _numbers("--eps-grid", eps_grid)))
     transfer = (" (transfer: the set was crafted on another classifier, source_classifier_sha256)"
                 if result.get("transfer") else "")
     typer.echo(f"{out}: {result['kind']} {result['attack']} n={result['n']} defense={result['defense']['name']}"
                f"{transfer}: " + _summary(result["metrics"]))
 
 
+def _numbers(option: str, text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MadvaeError(f"{option} {text!r} is not a comma-separated list of numbers") from None
+
+
 def _summary(metrics: dict) -> str:
     parts = []
     for key, value in metrics.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "eps" in value:  # a curve
+            parts.append(f"{key} acc " + ", ".join(f"eps {e:g}: {a:.4f}" for e, a in zip(value["eps"],
+                                                                                      value["accuracy"])))
+        elif isinstance(value, dict):
             parts.append(f"{key} acc {value['accuracy']:.4f} agr {value['agreement']:.4f}")
         elif isinstance(value, (int, float)):
             parts.append(f"{key} {value:.4f}")

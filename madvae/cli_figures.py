@@ -82,8 +82,9 @@ def report(
     kind: Annotated[ReportKind, typer.Option(
         help="A table (Tables 1, 2 and 3 of the paper, and the adaptive attacks: from the results' kind), "
              "selection (a sweep's candidates on the validation sets: NAME.csv, NAME.md and the kept models in "
-             "NAME.json), or a figure: samples (clean / adversarial / purified digits), curves (training loss "
-             "terms).")]
+             "NAME.json), security (accuracy against eps from the `--eps-grid` curves: NAME_accuracy.csv, "
+             "NAME_agreement.csv, NAME.md and NAME.png), or a figure: samples (clean / adversarial / purified "
+             "digits), curves (training loss terms).")]
     = ReportKind.whitebox,
     name: Annotated[Optional[str], typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
                                                      "NAME.md (overpowered: NAME.csv; figures: NAME.png). "
@@ -113,6 +114,14 @@ def report(
         kept = ", ".join(f"{v}: {w['checkpoint']}" for v, w in record["selected"].items())
         typer.echo(f"{Path(out_dir) / stem}.{{csv,md,json}}: {len(record['candidates'])} candidates by "
                    f"{criterion}; kept {kept}")
+        return
+    if kind is ReportKind.security:
+        from madvae.security import write_security
+
+        written = write_security(inputs, out_dir, name=stem)
+        table = written["table"]
+        typer.echo(f"{', '.join(str(p) for p in written['files'].values())}: {len(table.rows)} curves x "
+                   f"{len(table.columns)} eps ({table.dataset} {table.split}, n = {table.n})")
         return
     if kind in (ReportKind.samples, ReportKind.curves):
         from madvae import figures

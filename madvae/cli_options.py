@@ -97,3 +97,4 @@ class ReportKind(str, Enum):
     selection = "selection"
     samples = "samples"
     curves = "curves"
+    security = "security"

@@ -76,15 +76,18 @@ class ResultTable:
     skipped: list[str] = field(default_factory=list)  # files without a row here (clean-set evaluations)
     presets: list[str] = field(default_factory=list)  # the attack presets of the results in the table
     notes: list[str] = field(default_factory=list)
+    heading: str = ""  # the title of a kind outside ROW_KINDS (the security curves)
 
     @property
     def title(self) -> str:
+        if self.heading:
+            return self.heading
         return ROW_KINDS[self.kind]["title"] if self.kind in ROW_KINDS else "Overpowered Attack (latent space)"
 
     def caption(self, metric: str) -> str:
         note = ROW_KINDS[self.kind]["note"] if self.kind in ROW_KINDS else ""
         intervals = (" ± is the half-width of the 95% Wilson interval; a difference inside it is no win."
-                     if self.kind in ROW_KINDS and metric in METRICS else "")
+                     if (self.kind in ROW_KINDS or self.kind == "security") and metric in METRICS else "")
         return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} per cell.{intervals}",
                            *([SPLIT_NOTES[self.split]] if self.split in SPLIT_NOTES else []),
                            *([note] if note else []), *self.notes])

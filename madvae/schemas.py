@@ -99,7 +99,12 @@ OVERPOWERED_METRICS = record({"accuracy": FRACTION, "original_accuracy": FRACTIO
                               "clean": FRACTION})
 STEPS_RUN = record({"steps_per_image": {"type": "array", "items": COUNT}, "goal_met": COUNT},
                    {"first_goal_step_mean": nullable(NUMBER), "first_goal_step": {"type": "array", "items": COUNT}})
-RESULT_KINDS = ("whitebox", "blackbox-paper", "blackbox-transfer", "adaptive", "overpowered")
+RESULT_KINDS = ("whitebox", "blackbox-paper", "blackbox-transfer", "adaptive", "overpowered", "curve")
+_CURVE = record({"eps": {"type": "array", "items": FRACTION, "minItems": 1},
+                 "accuracy": {"type": "array", "items": FRACTION, "minItems": 1},
+                 "agreement": {"type": "array", "items": FRACTION, "minItems": 1}})
+# a security-evaluation curve: the pipeline's accuracy per eps (defended, or no_defense without a VAE)
+CURVE_METRICS = {**record({}, {"defended": _CURVE, "no_defense": _CURVE}), "minProperties": 1, "maxProperties": 1}
 
 
 def _when_kind(kinds, then: dict) -> dict:
@@ -129,6 +134,7 @@ RESULT = {
                                "defense": {"properties": {"name": {"not": {"const": "none"}}}}}},
          "then": {"properties": {"metrics": {"required": ["defended"]}}}},
         _when_kind(["blackbox-paper", "blackbox-transfer"], {"required": ["substitute"]}),
+        _when_kind(["curve"], {"properties": {"metrics": CURVE_METRICS}}),
     ],
 }
 

@@ -23,6 +23,7 @@ TINY = {
     "overpowered": {"variants": ["vanilla"], "preset": "quick", "limit": 10, "figure_variants": [],
                     "params": ["steps=5"]},
     "adaptive": {"attacks": ["bpda"], "quick": True, "limit": 10},
+    "curves": {"attacks": ["bpda"], "eps": [0.0, 0.3], "quick": True, "limit": 10},
     "embed": {"attacks": [], "variants": [], "spaces": []},
 }
 STARTUP = 2.0  # seconds per job: the startup figure is 0.5 jobs/s
@@ -50,7 +51,7 @@ def test_tiny_grid_has_the_workflows_jobs(tiny):
     assert dict(tiny.jobs_by_rule()) == {
         "clean_set": 2, "classifier": 1, "gen_train": 2, "gen_test": 2, "train": 2, "attack_undefended": 2,
         "attack_defended": 4, "attack_overpowered": 1, "attack_adaptive": 3, "embed_clean": 1, "samples": 2,
-        "curves": 1, "tables": 2, "table_overpowered": 1, "all": 1}
+        "curves": 1, "tables": 2, "table_overpowered": 1, "attack_curve": 3, "table_security": 1, "all": 1}
 
 
 def test_tiny_grid_minutes_by_hand(tiny):

@@ -64,12 +64,14 @@ def expected_counts(config):
     defenses = 1 + len(variants)
     paper, transfer, adaptive = (len(blackbox.get("paper", [])), len(blackbox.get("transfer", [])),
                                  len(adaptive.get("attacks", [])))
+    curves = len(config.get("curves", {}).get("attacks", []))
     return {"clean_set": 2, "classifier": 1, "gen_train": len(config["train_attacks"]), "gen_test": len(tests),
             "train": len(variants), "attack_defended": len(variants) * len(tests), "attack_undefended": len(tests),
             "embed_clean": 1, "embed_attack": len(embed["attacks"]), "embed_overpowered": len(figure_variants),
             "substitute": paper, "attack_blackbox_paper": defenses * paper,
             "attack_blackbox_transfer": defenses * transfer, "attack_overpowered": overpowered,
             "attack_adaptive": defenses * adaptive, "table_overpowered": int(overpowered > 0),
+            "attack_curve": defenses * curves, "table_security": int(curves > 0),
             "tables": 1 + (paper > 0) + (transfer > 0) + (adaptive > 0),
             "samples": len(tests) if variants else 0, "curves": int(bool(variants)), "all": 1}
 
@@ -92,7 +94,8 @@ def test_paper_grid_job_counts(tmp_path):
     # 4 variants + identity; Tables 1-3 and the adaptive table
     literal = {"clean_set": 2, "classifier": 1, "gen_train": 9, "gen_test": 6, "train": 5, "attack_defended": 30,
                "attack_undefended": 6, "substitute": 5, "attack_blackbox_paper": 30, "attack_blackbox_transfer": 30,
-               "attack_overpowered": 5, "attack_adaptive": 30, "tables": 4, "table_overpowered": 1,
+               "attack_overpowered": 5, "attack_adaptive": 30, "attack_curve": 12, "table_security": 1, "tables": 4,
+               "table_overpowered": 1,
                "samples": 6, "curves": 1, "embed_overpowered": 4}
     assert {rule: counts[rule] for rule in literal} == literal
 

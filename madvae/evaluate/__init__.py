@@ -1,7 +1,8 @@
 """Evaluations: each ``madvae attack --mode`` is one entry of MODES, run through ``evaluate(mode, request)``.
 
 stored             madvae.evaluate.stored       a set's stored adversarial images, defense-unaware (Table 1)
-pgd-e2e/bpda/eot   madvae.evaluate.adaptive     the adaptive attacks through the defense (kind "adaptive")
+pgd-e2e/bpda/eot   madvae.evaluate.adaptive     the adaptive attacks through the defense (kind "adaptive");
+ /autoattack/square madvae.evaluate.curve       with --eps-grid, the accuracy at each eps of a grid
 blackbox-paper     madvae.evaluate.blackbox     FGSM on a substitute, classified by it (Table 2, original code)
 blackbox-transfer  madvae.evaluate.blackbox     FGSM from a substitute trained on the pipeline's labels
 overpowered        madvae.evaluate.overpowered  the latent-space attack on the VAE (Table 3)
@@ -38,6 +39,7 @@ class Request:
     limit: int | None = None
     seed: int = 0
     progress: bool = True
+    eps_grid: list | None = None  # adaptive modes: a security-evaluation curve over these eps
 
     def common(self) -> dict:
         return {"device": self.device, "limit": self.limit, "seed": self.seed, "progress": self.progress}
@@ -56,11 +58,15 @@ def _stored(request: Request) -> dict:
 def _adaptive(name: str):
     def run(request: Request) -> dict:
         from madvae.evaluate.adaptive import evaluate_adaptive
+        from madvae.evaluate.curve import evaluate_curve
 
-        return evaluate_adaptive(request.set_path, request.classifier, request.out, attack=name,
-                                 vae_path=request.vae, defense_name=request.defense_name, params=request.params,
-                                 quick=request.quick, samples=request.samples, batch_size=request.batch_size or 250,
-                                 **request.common())
+        options = dict(attack=name, vae_path=request.vae, defense_name=request.defense_name, params=request.params,
+                       quick=request.quick, samples=request.samples, batch_size=request.batch_size or 250,
+                       **request.common())
+        if request.eps_grid is not None:
+            return evaluate_curve(request.set_path, request.classifier, request.out, eps_grid=request.eps_grid,
+                                  **options)
+        return evaluate_adaptive(request.set_path, request.classifier, request.out, **options)
     return run
 
 
@@ -112,6 +118,9 @@ def evaluate(mode: str, request: Request) -> dict:
     """Run one evaluation mode; returns the result it wrote to ``request.out``."""
     if mode not in MODES:
         raise MadvaeError(f"unknown evaluation mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
+    if request.eps_grid is not None and mode not in ADAPTIVE_ATTACKS:
+        raise MadvaeError(f"--eps-grid does not apply to --mode {mode}",
+                          hint=f"a curve is drawn by an adaptive mode: {', '.join(ADAPTIVE_ATTACKS)}")
     if MODES[mode].needs_classifier and request.classifier is None:
         raise MadvaeError(f"--mode {mode} needs --classifier")
     return MODES[mode].run(request)

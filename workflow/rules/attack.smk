@@ -148,3 +148,26 @@ rule attack_adaptive:
     shell:
         "madvae attack --mode {wildcards.adaptive:q} --set {input.set:q} --classifier {input.classifier:q} "
         "{params.options} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
+
+
+# One security-evaluation curve per adaptive attack and defense: accuracy at every eps of curves.eps
+rule attack_curve:
+    input:
+        unpack(defended_input),
+    output:
+        res("eval/curves/{defense}/{adaptive}.json"),
+    params:
+        options=curve_options,
+        device=DEVICE,
+    log:
+        res("logs/eval/curves/{defense}/{adaptive}.log"),
+    benchmark:
+        res("benchmarks/eval/curves/{defense}/{adaptive}.tsv")
+    threads: job_threads("attack")
+    resources:
+        **job_resources("attack"),
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae attack --mode {wildcards.adaptive:q} --set {input.set:q} --classifier {input.classifier:q} "
+        "{params.options} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

@@ -20,7 +20,7 @@ DEVICE = config["device"]
 RES = config["resources"]
 ROW_TABLE_FILES = ("{name}_accuracy.csv", "{name}_agreement.csv", "{name}.md")
 # evaluation folders beside eval/<variant>/: a variant of one of these names would share its paths
-RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive", "sweep")
+RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive", "curves", "sweep")
 
 
 GPU_JOBS = ("gen", "train", "attack")  # the job kinds that get config resources.gpu GPUs
@@ -74,6 +74,7 @@ DEFENSES = ["none", *VARIANTS]
 BLACKBOX = config["blackbox"]
 OVERPOWERED = config["overpowered"]
 ADAPTIVE = config["adaptive"]
+CURVES = config["curves"]
 
 
 def non_finite(value, where="config"):
@@ -108,6 +109,8 @@ def check_config():
     if stray:
         raise WorkflowError(f"config adaptive.params: {', '.join(stray)} is a parameter of none of the configured "
                             f"adaptive attacks ({', '.join(ADAPTIVE['attacks']) or 'none'})")
+    if sorted(CURVES["eps"]) != CURVES["eps"]:
+        raise WorkflowError(f"config curves.eps: {CURVES['eps']} must be ascending")
     reserved = sorted(set(VARIANTS) & set(RESERVED_NAMES))
     if reserved:
         raise WorkflowError(f"config variants: {', '.join(reserved)} is reserved for an evaluation folder; "
@@ -167,6 +170,13 @@ def overpowered_evaluations():
     return [res(f"eval/overpowered/{variant}.json") for variant in overpowered_variants()]
 
 
+def curve_evaluations():
+    return [res(f"eval/curves/{defense}/{attack}.json") for defense in DEFENSES for attack in CURVES["attacks"]]
+
+
+SECURITY_FILES = ("security_accuracy.csv", "security_agreement.csv", "security.md", "security.png")
+
+
 def adaptive_evaluations():
     return [res(f"eval/adaptive/{defense}/{attack}.json") for defense in DEFENSES for attack in ADAPTIVE["attacks"]]
 
@@ -186,6 +196,8 @@ def final_outputs():
     for name, (_, evaluations_of) in ROW_TABLES.items():
         if evaluations_of():
             outputs += [res(f"tables/{pattern.format(name=name)}") for pattern in ROW_TABLE_FILES]
+    if curve_evaluations():
+        outputs += [res(f"tables/{file}") for file in SECURITY_FILES]
     if overpowered_evaluations():
         outputs += [res("tables/overpowered.csv"), res("tables/overpowered.md")]
         outputs += [res(f"figures/overpowered/{variant}.png") for variant in overpowered_variants()]

@@ -63,6 +63,33 @@ use rule tables as tables_paper with:
         table=any_of([name for name in PAPER_TABLES if name != "overpowered"]),
 
 
+rule table_security:
+    input:
+        curve_evaluations(),
+    output:
+        accuracy=report(res("tables/security_accuracy.csv"), caption="../report/security.rst", category="Tables",
+                        labels={"table": "security", "file": "accuracy (CSV)"}),
+        agreement=report(res("tables/security_agreement.csv"), caption="../report/security.rst", category="Tables",
+                         labels={"table": "security", "file": "agreement (CSV)"}),
+        markdown=report(res("tables/security.md"), caption="../report/security.rst", category="Tables",
+                        labels={"table": "security", "file": "Markdown"}),
+        figure=report(res("tables/security.png"), caption="../report/security.rst", category="Tables",
+                      labels={"table": "security", "file": "figure"}),
+    params:
+        out_dir=table_dir,
+    log:
+        res("logs/tables/security.log"),
+    benchmark:
+        res("benchmarks/tables/security.tsv")
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
+    conda:
+        "../envs/madvae.yaml"
+    shell:
+        "madvae report {input:q} --kind security --name security --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
 rule table_overpowered:
     input:
         overpowered_evaluations(),

@@ -55,3 +55,12 @@ def adaptive_options(wildcards, input):
     if spec.decoding == "sampled" and wildcards.defense != "none":
         items += ["--samples", ADAPTIVE["eot_defense_samples"]]  # eot attacks the stochastic defense
     return options(*items, *limit_items(ADAPTIVE.get("limit")))
+
+
+def curve_options(wildcards, input):
+    items = defense_items(wildcards, input) + ["--eps-grid", ",".join(str(eps) for eps in CURVES["eps"])]
+    if CURVES["quick"]:
+        items.append("--quick")
+    if ADAPTIVE_ATTACKS[wildcards.adaptive].decoding == "sampled" and wildcards.defense != "none":
+        items += ["--samples", ADAPTIVE["eot_defense_samples"]]
+    return options(*items, *limit_items(CURVES.get("limit")))
