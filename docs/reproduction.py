@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from madvae.paper_claims import STATUSES
-from madvae.report import markdown_text as md
+from madvae.table_files import markdown_text as md
 
 # the tables the workflow's report.paper option puts beside the paper's: (file stem, title)
 PAPER_TABLES = (("whitebox", "Table 1 (white-box, defense-unaware)"),

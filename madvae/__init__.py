@@ -13,7 +13,8 @@ Where each step lives (the command that runs it in brackets):
                  train.py, resume.py, losses.py, stream.py                        [madvae train]
   the defense    defense.py: Target (classifier behind a purifier), mean or sampled decoding
   evaluation     evaluate/: one module per mode; results.py, outcomes.py          [madvae attack --mode MODE]
-  tables         report.py, table_notes.py, paper.py, paper_claims.py, selection.py [madvae report]
+  tables         report.py (built), table_files.py (written), intervals.py, security.py (eps curves),
+                 table_notes.py, paper.py, paper_claims.py, selection.py          [madvae report]
   figures        figures.py, embed.py                                             [madvae report, madvae embed]
   checks         schemas.py (every format's schema), inspect.py, verify.py        [madvae inspect]
 The command line itself is cli.py (with cli_figures.py and cli_options.py): thin verbs over these modules.

@@ -12,7 +12,8 @@ from madvae.attacks import OVERPOWERED_PRESETS, STORED_ATTACKS
 from madvae.data import SOURCES
 from madvae.errors import Interrupted, MadvaeError
 from madvae.evaluate import MODES
-from madvae.registry import CLASSIFIERS, SUBSTITUTES, VARIANTS
+from madvae.registry import (CLASSIFIERS, EMBED_COLOURS, EMBED_SPACES, PRECISIONS, SET_FIELDS, SUBSTITUTES,
+                             VARIANTS)
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -65,27 +66,10 @@ def fail_cleanly(func):
     return wrapper
 
 
-class Precision(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-class EmbedSpace(str, Enum):
-    input = "input"
-    latent = "latent"
-    output = "output"
-    overpowered_latent = "overpowered-latent"
-    overpowered_output = "overpowered-output"
-
-
-class EmbedColour(str, Enum):
-    true = "true"
-    predicted = "predicted"
-
-
-class SetField(str, Enum):
-    x_adv = "x_adv"
-    x_clean = "x_clean"
+Precision = choices("Precision", PRECISIONS)
+EmbedSpace = choices("EmbedSpace", EMBED_SPACES)
+EmbedColour = choices("EmbedColour", EMBED_COLOURS)
+SetField = choices("SetField", SET_FIELDS)
 
 
 class ReportKind(str, Enum):

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.evaluate.overpowered import attack_latents, overpowered_params
+from madvae.registry import EMBED_COLOURS, EMBED_SPACES, SET_FIELDS
 from madvae.store import NUM_CLASSES, open_set
 from madvae.util import atomic_output, named_paths, resolve_device
 
@@ -30,9 +31,7 @@ OVERPOWERED_SPACES = {
     "overpowered-output": ("decoder outputs before and after the attack", "before: G(z0), the VAE's output",
                            "after: G(z*), the attack's images"),
 }
-SPACES = ("input", "latent", "output", *OVERPOWERED_SPACES)
-COLOURS = ("true", "predicted")
-FIELDS = ("x_adv", "x_clean")
+SPACES, COLOURS, FIELDS = EMBED_SPACES, EMBED_COLOURS, SET_FIELDS
 MIN_SAMPLES = 5  # UMAP's spectral initialisation fails below this
 PAPER_SAMPLES = 3000  # the paper's point size 14 was chosen for 3,000 points
 BATCH = 500

@@ -15,7 +15,8 @@ from pathlib import Path
 from madvae.errors import MadvaeError
 from madvae.intervals import interval
 from madvae.paper_claims import CHECKS, STATUSES, check_claims, reading
-from madvae.report import METRICS, OVERPOWERED_ROWS, ResultTable, build_table, markdown_text, write_tables
+from madvae.report import METRICS, OVERPOWERED_ROWS, ResultTable, build_table, write_tables
+from madvae.table_files import markdown_text
 from madvae.util import atomic_output, read_json_file
 
 REFERENCE_PATH = Path(__file__).with_name("reference") / "paper.json"

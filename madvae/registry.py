@@ -50,3 +50,9 @@ VARIANTS = tuple(LOSS_VARIANTS)
 USES_CLASSIFIER = tuple(name for name, variant in LOSS_VARIANTS.items() if variant.uses_classifier)
 USES_CENTRES = tuple(name for name, variant in LOSS_VARIANTS.items() if variant.uses_centres)
 DEFAULT_EPOCHS = {name: variant.epochs for name, variant in LOSS_VARIANTS.items()}
+
+# option values the CLI offers and the library checks (torch-free here, so the CLI's choices read them)
+PRECISIONS = ("fp32", "bf16")  # madvae train --precision (madvae.train)
+EMBED_SPACES = ("input", "latent", "output", "overpowered-latent", "overpowered-output")  # madvae.embed
+EMBED_COLOURS = ("true", "predicted")
+SET_FIELDS = ("x_adv", "x_clean")

@@ -1,20 +1,17 @@
 """Tables like the paper's Table 1 from `madvae attack` result JSON files: one per metric, CSV and Markdown."""
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.attacks import ADAPTIVE_ATTACKS, STORED_ATTACKS
 from madvae.errors import MadvaeError
-from madvae.intervals import half_width
 from madvae.outcomes import defense_label, worst_case_rows
 from madvae.registry import SUBSTITUTES, VARIANTS
 from madvae.results import load_result
 from madvae.table_notes import (attack_settings_note, classifier_note, defense_notes, preset_name, same_settings,
                                 settings_label)
-from madvae.util import atomic_output
+from madvae.table_files import METRICS, write_table_files
 
 ATTACK_ROWS = {name: spec.label for name, spec in STORED_ATTACKS.items()}
 ADAPTIVE_ROWS = {name: spec.label for name, spec in ADAPTIVE_ATTACKS.items()}
@@ -22,8 +19,6 @@ SUBSTITUTE_ROWS = {name: name for name in SUBSTITUTES}
 CLEAN_ROW = "No attack (clean digits)"
 DEFENSE_ORDER = VARIANTS
 BASE_COLUMNS = ("No Attack", "No Defense")
-METRICS = {"accuracy": "Accuracy against the true label",
-           "agreement": "Agreement with the classifier's prediction on the clean image (the original code's metric)"}
 
 
 # result kinds whose tables are rows x (No Attack, No Defense, one column per defense), per metric
@@ -339,71 +334,13 @@ def build_table(result_paths, kind: str = "whitebox") -> ResultTable:
     return build_overpowered_table(result_paths) if kind == "overpowered" else build_row_table(result_paths, kind)
 
 
-def _cell(value) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
-def _cell_with_interval(value, n, table_n) -> str:
-    """``0.9656 ± 0.0036``: the value and the half-width of its 95% Wilson interval, and the cell's n where it is
-    not the table's."""
-    text = _cell(value)
-    half = half_width(value, n) if text else None
-    if half is None:
-        return text
-    return f"{text} ± {half:.4f}" + (f" (n = {n})" if n != table_n else "")
-
-
 def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "whitebox",
                  table: ResultTable | None = None) -> dict:
-    """Write {name}_accuracy.csv and {name}_agreement.csv (overpowered: {name}.csv) and {name}.md into out_dir;
-    name defaults to the kind; ``table``: already built from the files. Returns {"files": {metric or "markdown":
-    path}, "table": table}."""
+    """Write {name}_accuracy.csv and {name}_agreement.csv (overpowered: {name}.csv) and {name}.md into out_dir
+    (madvae.table_files); name defaults to the kind; ``table``: already built from the files. Returns {"files":
+    {metric or "markdown": path}, "table": table}."""
     name = name or kind
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise MadvaeError(f"--name {name!r} must be a plain file name stem")
     table = table or build_table(result_paths, kind)
-    out_dir = Path(out_dir)
-    written = {}
-    # one CSV per metric; extra views (the transfer mode's substitute agreement) live in the Markdown and JSONs
-    csv_metrics = [metric for metric in table.metrics if metric in METRICS] or list(table.metrics)
-    for metric in csv_metrics:
-        path = out_dir / (f"{name}.csv" if len(csv_metrics) == 1 and metric not in METRICS else f"{name}_{metric}.csv")
-        with atomic_output(path) as tmp:
-            with open(tmp, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([table.row_header, *table.columns])
-                for row in table.rows:
-                    writer.writerow([row["attack"], *map(_cell, row[metric])])
-        written[metric] = path
-    path = out_dir / f"{name}.md"
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(_markdown(table))
-    written["markdown"] = path
-    return {"files": written, "table": table}
-
-
-def markdown_text(value) -> str:
-    """Text from a result file as one Markdown table cell or line: a '|' or a line break in a defense name (or
-    any field another lab wrote) would otherwise end the cell or forge a row."""
-    text = " ".join(str(value).split())  # every line break and run of blanks becomes one space
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
-
-
-def _markdown(table: ResultTable) -> str:
-    md = markdown_text
-    lines = [f"# {md(table.title)}: {md(table.dataset)} {md(table.split)}", ""]
-    for metric in table.metrics:
-        if len(table.metrics) > 1:
-            lines += [f"## {metric.replace('_', ' ').capitalize()}", ""]
-        lines += [f"| {md(table.row_header)} | " + " | ".join(map(md, table.columns)) + " |",
-                  "|---|" + "---:|" * len(table.columns)]
-        for row in table.rows:
-            marks = table.marks.get(metric, {}).get(row["key"], [])
-            counts = row.get("n") if metric in METRICS or metric == "value" else None
-            cells = [_cell_with_interval(v, counts[k] if counts else None, table.n)
-                     + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
-            lines.append(f"| {md(row['attack'])} | " + " | ".join(cells) + " |")
-        lines.append("")
-        for sentence in table.caption(metric).splitlines():  # each caption sentence its own paragraph
-            lines += [md(sentence), ""]
-    return "\n".join(lines)
+    return {"files": write_table_files(table, out_dir, name), "table": table}

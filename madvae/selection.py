@@ -17,7 +17,8 @@ from pathlib import Path
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
 from madvae.registry import SWEEP_OPTIONS
-from madvae.report import DEFENSE_ORDER, _same, expand_paths, markdown_text
+from madvae.report import DEFENSE_ORDER, _same, expand_paths
+from madvae.table_files import markdown_text
 from madvae.results import load_result
 from madvae.util import atomic_output, read_json_file, sha256_file
 

@@ -20,7 +20,7 @@ from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.defense import load_classifier
 from madvae.errors import Interrupted, MadvaeError
 from madvae.losses import TERMS, LossWeights, init_centres, total_loss
-from madvae.registry import DEFAULT_EPOCHS, USES_CENTRES, USES_CLASSIFIER, VARIANTS
+from madvae.registry import DEFAULT_EPOCHS, PRECISIONS, USES_CENTRES, USES_CLASSIFIER, VARIANTS
 from madvae.resume import TerminationRequest, load_state, resume_path_for, run_fingerprint, save_state
 from madvae.models import LATENT_DIM, DefenseVAE, place
 from madvae.store import open_set
@@ -31,7 +31,6 @@ from madvae.util import (atomic_output, refuse_output_over_inputs, resolve_devic
 STEPS_PER_EPOCH = 25  # points per epoch on the training curve (fewer when an epoch has fewer batches)
 # fp32: the reference. bf16: autocast of the VAE's forward pass (for GPUs with bfloat16 units; on a CPU without
 # them it is slower). tests/test_precision.py states and checks how far a bf16 run may drift from fp32.
-PRECISIONS = ("fp32", "bf16")
 def log_path_for(out) -> Path:
     out = Path(out)
     return out.with_name(out.stem + ".train.csv")

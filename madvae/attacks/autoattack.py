@@ -29,6 +29,11 @@ def _seed() -> int:
     return torch.initial_seed() % 2**31
 
 
+def _in_ball(candidate, x, eps) -> torch.Tensor:
+    """``candidate`` within the L-inf eps ball around x and the image range, whatever the attack returned."""
+    return torch.min(torch.max(candidate, (x - eps).clamp(min=0.0)), (x + eps).clamp(max=1.0))
+
+
 @torch.no_grad()
 def _correct(target, x, y) -> torch.Tensor:
     return target(x).argmax(1) == y
@@ -62,10 +67,7 @@ def autoattack(target, x, y, *, eps, apgd_steps, target_classes, fab_steps, squa
             index = robust.nonzero(as_tuple=True)[0]
             fooled_by[name] = 0
             if len(index):
-                candidate = attack(x[index], y[index]).detach()
-                # within the eps ball and the image range, whatever the component returned
-                candidate = torch.min(torch.max(candidate, (x[index] - eps).clamp(min=0.0)),
-                                      (x[index] + eps).clamp(max=1.0))
+                candidate = _in_ball(attack(x[index], y[index]).detach(), x[index], eps)
                 fooled = ~_correct(target, candidate, y[index])
                 x_adv[index[fooled]] = candidate[fooled]
                 robust[index[fooled]] = False
@@ -86,4 +88,4 @@ def square(target, x, y, *, eps, n_queries, p_init, on_step=None):
         x_adv = attack(x, y).detach()
     if on_step is not None:
         on_step()
-    return torch.min(torch.max(x_adv, (x - eps).clamp(min=0.0)), (x + eps).clamp(max=1.0))
+    return _in_ball(x_adv, x, eps)

@@ -77,7 +77,7 @@ MUTATIONS = {
                           '        result["transfer"] = False',
                           ["tests/test_evaluate.py::"
                            "test_a_set_crafted_on_another_classifier_is_recorded_and_shown_as_transfer"]),
-    "Markdown cells escaped": ("madvae/report.py", "    text = \" \".join(str(value).split())", "    return str(value)",
+    "Markdown cells escaped": ("madvae/table_files.py", "    text = \" \".join(str(value).split())", "    return str(value)",
                                ["tests/test_report.py::test_text_from_result_files_cannot_forge_markdown_rows"]),
     "names stay file names": ("madvae/util.py", "        if not NAME_PATTERN.fullmatch(name):", "        if False:",
                               ["tests/test_embed.py::test_figure_names_from_vae_names_stay_inside_the_output_folder"]),

@@ -1,0 +1,76 @@
+"""The files of a table (madvae.report.ResultTable): one CSV per metric and the Markdown, every accuracy and
+agreement cell with the half-width of its 95% Wilson interval, every caption sentence its own paragraph."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from madvae.intervals import half_width
+from madvae.util import atomic_output
+
+METRICS = {"accuracy": "Accuracy against the true label",
+           "agreement": "Agreement with the classifier's prediction on the clean image (the original code's metric)"}
+
+
+def _cell(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _cell_with_interval(value, n, table_n) -> str:
+    """``0.9656 ± 0.0036``: the value and the half-width of its 95% Wilson interval, and the cell's n where it is
+    not the table's."""
+    text = _cell(value)
+    half = half_width(value, n) if text else None
+    if half is None:
+        return text
+    return f"{text} ± {half:.4f}" + (f" (n = {n})" if n != table_n else "")
+
+
+def write_table_files(table, out_dir, name: str) -> dict:
+    """{metric or "markdown": path} of the files written: one CSV per metric (extra views, the transfer mode's
+    substitute agreement, live in the Markdown and the JSONs) and the Markdown."""
+    out_dir = Path(out_dir)
+    written = {}
+    csv_metrics = [metric for metric in table.metrics if metric in METRICS] or list(table.metrics)
+    for metric in csv_metrics:
+        path = out_dir / (f"{name}.csv" if len(csv_metrics) == 1 and metric not in METRICS else f"{name}_{metric}.csv")
+        with atomic_output(path) as tmp:
+            with open(tmp, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow([table.row_header, *table.columns])
+                for row in table.rows:
+                    writer.writerow([row["attack"], *map(_cell, row[metric])])
+        written[metric] = path
+    path = out_dir / f"{name}.md"
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(_markdown(table))
+    written["markdown"] = path
+    return written
+
+
+def markdown_text(value) -> str:
+    """Text from a result file as one Markdown table cell or line: a '|' or a line break in a defense name (or
+    any field another lab wrote) would otherwise end the cell or forge a row."""
+    text = " ".join(str(value).split())  # every line break and run of blanks becomes one space
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
+def _markdown(table) -> str:
+    md = markdown_text
+    lines = [f"# {md(table.title)}: {md(table.dataset)} {md(table.split)}", ""]
+    for metric in table.metrics:
+        if len(table.metrics) > 1:
+            lines += [f"## {metric.replace('_', ' ').capitalize()}", ""]
+        lines += [f"| {md(table.row_header)} | " + " | ".join(map(md, table.columns)) + " |",
+                  "|---|" + "---:|" * len(table.columns)]
+        for row in table.rows:
+            marks = table.marks.get(metric, {}).get(row["key"], [])
+            counts = row.get("n") if metric in METRICS or metric == "value" else None
+            cells = [_cell_with_interval(v, counts[k] if counts else None, table.n)
+                     + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
+            lines.append(f"| {md(row['attack'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+        for sentence in table.caption(metric).splitlines():  # each caption sentence its own paragraph
+            lines += [md(sentence), ""]
+    return "\n".join(lines)
