@@ -95,13 +95,15 @@ class _Planner:
         sizes = SPLIT_SIZES[config["dataset"]["name"]]
         self.split = {s: min(sizes[s], limits.get(s) or math.inf) for s in sizes}
         self.set_size, self.jobs = {}, []
+        self.seed = ""  # the folder of the seed being planned (the workflow's PER_SEED): "" for one seed
 
     def add(self, rule, name, needs, work, output=None):
         step = STEP_OF_RULE[rule]
         threads = self.config["resources"][step]["cpus_per_task"] if step else 0
         if step:  # every process pays the interpreter's and torch's start
             work = [Work("startup", 1, "1 job"), *work]
-        output = output or (name + EXTENSIONS[name.split("/")[0]] if "/" in name else None)
+        folder = name.removeprefix(self.seed).split("/")[0]
+        output = output or (name + EXTENSIONS[folder] if "/" in name else None)
         self.jobs.append(Job(rule, name, list(needs), [w for w in work if w.amount], threads, output))
         return name
 
@@ -114,12 +116,15 @@ class _Planner:
             self.add("clean_set", self.clean(split), [], [Work("clean-set", n, f"{n:,} images")])
         self.classifier()
         self.gen_sets()
-        self.purifiers()
-        self.whitebox()
-        self.blackbox()
-        self.overpowered()
-        self.adaptive()
-        self.curves()
+        for seed in self.wf.SEEDS:  # the purifiers and every evaluation, once per seed
+            self.seed = self.wf.PER_SEED.format(seed=seed)
+            self.purifiers()
+            self.whitebox()
+            self.blackbox()
+            self.overpowered()
+            self.adaptive()
+            self.curves()
+        self.seed = self.wf.FIRST_SEED  # the figures use the first seed's purifiers
         self.figures()
         self.tables()
         return self.jobs
@@ -164,7 +169,7 @@ class _Planner:
             first = {key: listed[0] for key, listed in self.wf.option_values(variant).items()}
             if variant not in self.wf.SWEEPS:
                 needs, work = self.vae_work(variant, first)
-                self.add("train", f"models/vae_{variant}", needs, [work])
+                self.add("train", f"{self.seed}models/vae_{variant}", needs, [work])
                 continue
             for combo, options in self.wf.SWEEPS[variant].items():
                 needs, work = self.vae_work(variant, {**first, **options})
@@ -192,13 +197,14 @@ class _Planner:
         for attack in self.wf.TEST_ATTACKS:
             test_set = f"sets/test/{attack}"
             for defense in self.wf.DEFENSES:
-                needs = [test_set, "models/classifier"] + ([f"models/vae_{defense}"] if defense != "none" else [])
+                needs = [test_set, "models/classifier"] + ([f"{self.seed}models/vae_{defense}"]
+                                                           if defense != "none" else [])
                 rule = "attack_undefended" if defense == "none" else "attack_defended"
-                self.add(rule, f"eval/{defense}/{attack}", needs,
+                self.add(rule, f"{self.seed}eval/{defense}/{attack}", needs,
                          self.eval_work(self.set_size[test_set], defense != "none"))
 
     def defended_needs(self, defense, model="models/classifier"):
-        return [self.clean("test"), model] + ([f"models/vae_{defense}"] if defense != "none" else [])
+        return [self.clean("test"), model] + ([f"{self.seed}models/vae_{defense}"] if defense != "none" else [])
 
     def blackbox(self):
         box = self.wf.BLACKBOX
@@ -209,10 +215,10 @@ class _Planner:
                              f"{1 + 2 / 3:.2f} training steps")]
                 if defense != "none":
                     work.append(Work("purify", 2 * n, f"2 x {n:,} images", 500))
-                self.add("attack_blackbox_paper", f"eval/blackbox-paper/{defense}/{arch}",
+                self.add("attack_blackbox_paper", f"{self.seed}eval/blackbox-paper/{defense}/{arch}",
                          self.defended_needs(defense, f"models/substitute_{arch}"), work)
             for arch in box["transfer"]:
-                self.add("attack_blackbox_transfer", f"eval/blackbox-transfer/{defense}/{arch}",
+                self.add("attack_blackbox_transfer", f"{self.seed}eval/blackbox-transfer/{defense}/{arch}",
                          self.defended_needs(defense), self.transfer_work(arch, defense != "none", n))
 
     def transfer_work(self, arch, defended, pool) -> list[Work]:
@@ -243,7 +249,7 @@ class _Planner:
         n = self.wf.OVERPOWERED.get("limit") or min(op["n"], self.split["test"])
         norms = len(op["norms"])
         for variant in self.wf.overpowered_variants():
-            self.add("attack_overpowered", f"eval/overpowered/{variant}", self.defended_needs(variant),
+            self.add("attack_overpowered", f"{self.seed}eval/overpowered/{variant}", self.defended_needs(variant),
                      [Work("overpowered", n * norms * op["restarts"] * op["steps"],
                            f"{n:,} images x {norms} norms x {op['restarts']} restarts x {op['steps']:,} steps, "
                            f"{op['noise_samples']} noise draws", 100, {"noise_samples": op["noise_samples"]}),
@@ -255,7 +261,7 @@ class _Planner:
         for defense in self.wf.DEFENSES:
             for attack in box["attacks"]:
                 params = resolve_params(attack, "test", box["params"], box["quick"])
-                self.add("attack_adaptive", f"eval/adaptive/{defense}/{attack}", self.defended_needs(defense),
+                self.add("attack_adaptive", f"{self.seed}eval/adaptive/{defense}/{attack}", self.defended_needs(defense),
                          self.adaptive_work(attack, params, n, defense))
 
     def curves(self):
@@ -267,7 +273,7 @@ class _Planner:
             for attack in box["attacks"]:
                 params = resolve_params(attack, "test", [], box["quick"])
                 work = self.adaptive_work(attack, params, n * points, defense) if points else []
-                self.add("attack_curve", f"eval/curves/{defense}/{attack}", self.defended_needs(defense),
+                self.add("attack_curve", f"{self.seed}eval/curves/{defense}/{attack}", self.defended_needs(defense),
                          work + [Work("classify", 2 * n, f"2 x {n:,} images at eps 0")])
 
     def adaptive_work(self, attack, params, n, defense) -> list:
@@ -295,7 +301,7 @@ class _Planner:
             m = min(embed["n"], self.set_size[f"sets/test/{attack}"])
             fits = 1 + len(variants) * len(embed["spaces"])
             self.add("embed_attack", f"figures/umap/{attack}",
-                     [f"sets/test/{attack}", "models/classifier", *(f"models/vae_{v}" for v in variants)],
+                     [f"sets/test/{attack}", "models/classifier", *(f"{self.seed}models/vae_{v}" for v in variants)],
                      [first_call, Work("umap", fits * m, f"{fits} fits of {m:,} points"),
                       Work("purify", len(variants) * m, f"{len(variants)} x {m:,} images", 500)],
                      output=f"figures/umap/{attack}/input.png")
@@ -309,7 +315,7 @@ class _Planner:
                                        {"noise_samples": op["noise_samples"]}),
                       Work("umap", 2 * 2 * m, f"2 fits of {2 * m:,} points")],
                      output=f"figures/umap/{variant}_overpowered-latent.png")
-        vaes = [f"models/vae_{v}" for v in wf.VARIANTS]
+        vaes = [f"{self.seed}models/vae_{v}" for v in wf.VARIANTS]
         for attack in wf.TEST_ATTACKS:
             self.add("samples", f"figures/samples/{attack}", [f"sets/test/{attack}", "models/classifier", *vaes], [])
         self.add("curves", "figures/training_curves", vaes, [])
@@ -322,7 +328,7 @@ class _Planner:
                 needs = [path[len(wf.R) + 1:].removesuffix(".json") for path in paths]
                 paper = wf.config.get("report", {}).get("paper") and table in ("whitebox", "blackbox_paper")
                 finals.append(self.add("tables_paper" if paper else "tables", f"tables/{table}", needs, []))
-        overpowered = [f"eval/overpowered/{v}" for v in wf.overpowered_variants()]
+        overpowered = [path[len(wf.R) + 1:].removesuffix(".json") for path in wf.overpowered_evaluations()]
         if overpowered:
             finals.append(self.add("table_overpowered", "tables/overpowered", overpowered, []))
         curves = [path[len(wf.R) + 1:].removesuffix(".json") for path in wf.curve_evaluations()]

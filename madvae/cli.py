@@ -18,25 +18,39 @@ from madvae import __version__
 from madvae.cli_figures import embed, report
 from madvae.cli_options import (MAX_SEED, Arch, AttackMode, AttackName, Dataset, Device, DeviceOpt,
                                 LimitOpt, LossVariant, OverpoweredPreset, Precision, ProgressOpt, SeedOpt, Split,
-                                SubstituteArch, fail_cleanly)
+                                SubstituteArch, fail_cleanly, given_options)
+from madvae.cli_help import Command
 from madvae.errors import MadvaeError
 from madvae.evaluate import Request, evaluate
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, help="Train, attack and compare Defense-VAE / MAD-VAE purification defenses.")
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="Train, attack and compare Defense-VAE / MAD-VAE purification defenses.")
 
 
-@app.command()
+def _print_version(value: bool):
+    if value:
+        typer.echo(f"madvae {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _front(version_flag: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False):
+    """Train, attack and compare Defense-VAE / MAD-VAE purification defenses."""
+
+
+@app.command(cls=Command)
 @fail_cleanly
 def classifier(
-    train: Annotated[Path, typer.Option("--train", help="Clean HDF5 training set.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")],
-    test: Annotated[Optional[Path], typer.Option("--test", help="Clean HDF5 test set for the reported accuracy.")] = None,
+    train: Annotated[Path, typer.Option("--train", metavar="SET.h5", help="Clean HDF5 training set.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="CKPT.pt", help="Checkpoint to write.")],
+    test: Annotated[Optional[Path], typer.Option("--test", metavar="SET.h5", help="Clean HDF5 test set for the reported accuracy.")] = None,
     arch: Annotated[Arch, typer.Option(help="magnet (Table 5) or substitute A-E (Table 6).")] = Arch.magnet,
-    epochs: Annotated[int, typer.Option(min=1)] = 8,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default: 128 (magnet), 256 (A-E).")] = None,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    lr_decay: Annotated[Optional[float], typer.Option(help="Per-epoch factor. Default: 1 (magnet), 0.95 (A-E).")] = None,
+    epochs: Annotated[int, typer.Option(metavar="N", min=1)] = 8,
+    batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Default: 128 (magnet), 256 (A-E).")] = None,
+    lr: Annotated[float, typer.Option(metavar="X", help="Adam learning rate.")] = 1e-3,
+    lr_decay: Annotated[Optional[float], typer.Option(metavar="X", help="Per-epoch factor. Default: 1 (magnet), 0.95 (A-E).")] = None,
     seed: SeedOpt = 0, device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
 ):
     """Train a classifier on a clean set and write its checkpoint."""
@@ -52,23 +66,23 @@ def classifier(
     typer.echo(line)
 
 
-@app.command()
+@app.command(cls=Command)
 @fail_cleanly
 def gen(
-    out: Annotated[Path, typer.Option("--out", "-o", help="HDF5 set to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="SET.h5", help="HDF5 set to write.")],
     attack: Annotated[AttackName, typer.Option(help="none writes a clean set from --dataset.")] = AttackName.none,
     dataset: Annotated[Dataset, typer.Option(help="Source of a clean set.")] = Dataset.mnist_5k,
     split: Annotated[Split, typer.Option()] = Split.test,
-    root: Annotated[Optional[Path], typer.Option(help="Folder with IDX files (mnist, fashion-mnist).")] = None,
+    root: Annotated[Optional[Path], typer.Option(metavar="DIR", help="Folder with IDX files (mnist, fashion-mnist).")] = None,
     download: Annotated[bool, typer.Option(help="Let torchvision download the dataset (needs a network).")] = False,
-    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Clean set to attack.")] = None,
-    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint the attack targets.")] = None,
-    preset: Annotated[str, typer.Option(help="test, val, or train-0/1/2 (the paper's training grid).")] = "test",
-    param: Annotated[Optional[list[str]], typer.Option(help="Override a parameter: --param eps=0.3 (repeatable).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", metavar="SET.h5", help="Clean set to attack.")] = None,
+    classifier: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="Classifier checkpoint the attack targets.")] = None,
+    preset: Annotated[str, typer.Option(metavar="PRESET", help="test, val, or train-0/1/2 (the paper's training grid).")] = "test",
+    param: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE", help="Override a parameter: --param eps=0.3 (repeatable).")] = None,
     quick: Annotated[bool, typer.Option(
         help="CPU-sized CW: 1 binary step of 100 iterations, lr 0.1, const 3 (see README).")] = False,
-    batch_size: Annotated[int, typer.Option(min=1)] = 500,
-    seed: Annotated[Optional[int], typer.Option(
+    batch_size: Annotated[int, typer.Option(metavar="N", min=1)] = 500,
+    seed: Annotated[Optional[int], typer.Option(metavar="N", 
         min=0, max=MAX_SEED, help="Random seed: same seed, same output. Default: derived from the set's dataset, split and file "
              "name, so no two sets share a random stream.")] = None,
     device: DeviceOpt = Device.auto, limit: LimitOpt = None, progress: ProgressOpt = True,
@@ -96,10 +110,10 @@ def gen(
                f"{info['images_per_s']:.1f} images/s{note}")
 
 
-@app.command()
+@app.command(cls=Command)
 @fail_cleanly
 def inspect(
-    paths: Annotated[list[Path], typer.Argument(help="HDF5 sets, checkpoints and (with --verify) result JSONs.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE", help="HDF5 sets, checkpoints and (with --verify) result JSONs.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Read every file in full, then check each recorded SHA-256 (set -> classifier it was "
@@ -132,25 +146,25 @@ def inspect(
 # --- train (issue 3: madvae/train.py) ---
 
 
-@app.command()
+@app.command(cls=Command)
 @fail_cleanly
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="VAE checkpoint to write.")],
-    sets: Annotated[Optional[list[Path]], typer.Argument(help="Adversarial HDF5 sets (clean for identity).")] = None,
-    set_option: Annotated[Optional[list[Path]], typer.Option("--set", help="A training set (repeatable).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="CKPT.pt", help="VAE checkpoint to write.")],
+    sets: Annotated[Optional[list[Path]], typer.Argument(metavar="SET.h5", help="Adversarial HDF5 sets (clean for identity).")] = None,
+    set_option: Annotated[Optional[list[Path]], typer.Option("--set", metavar="SET.h5", help="A training set (repeatable).")] = None,
     loss: Annotated[LossVariant, typer.Option(help="Training objective (paper section 2.2).")] = LossVariant.vanilla,
-    classifier: Annotated[Optional[Path], typer.Option(help="Frozen classifier (classification, combined).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Default: 5 vanilla/prox.-dist., 10 others.")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 512,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (x0.998 per epoch, floor 1e-5).")] = 1e-3,
-    alpha: Annotated[float, typer.Option(help="Proximity loss weight.")] = 0.01,
-    sigma: Annotated[float, typer.Option(help="Distance loss weight (original code: 1e-4 for prox.-dist.).")] = 1e-5,
-    beta: Annotated[float, typer.Option(help="KL weight.")] = 0.1,
-    gamma: Annotated[float, typer.Option(help="Classification loss weight.")] = 0.1,
-    centre_lr_decay: Annotated[float, typer.Option(
+    classifier: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="Frozen classifier (classification, combined).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Default: 5 vanilla/prox.-dist., 10 others.")] = None,
+    batch_size: Annotated[int, typer.Option(metavar="N", min=1)] = 512,
+    lr: Annotated[float, typer.Option(metavar="X", help="Adam learning rate (x0.998 per epoch, floor 1e-5).")] = 1e-3,
+    alpha: Annotated[float, typer.Option(metavar="X", help="Proximity loss weight.")] = 0.01,
+    sigma: Annotated[float, typer.Option(metavar="X", help="Distance loss weight (original code: 1e-4 for prox.-dist.).")] = 1e-5,
+    beta: Annotated[float, typer.Option(metavar="X", help="KL weight.")] = 0.1,
+    gamma: Annotated[float, typer.Option(metavar="X", help="Classification loss weight.")] = 0.1,
+    centre_lr_decay: Annotated[float, typer.Option(metavar="X", 
         help="Per-epoch factor of both centre sets' SGD rates (proximity 0.5, distance 1e-4), as the original; "
              "1 keeps them fixed.")] = 0.1,
-    centre_lr_floor: Annotated[float, typer.Option(help="The centre rates never decay below this.")] = 1e-5,
+    centre_lr_floor: Annotated[float, typer.Option(metavar="X", help="The centre rates never decay below this.")] = 1e-5,
     pairs_per_epoch: Annotated[Optional[int], typer.Option(
         min=1, metavar="N", help="Train each epoch on a fresh random sample of N pairs, every set in proportion "
                                  "(default: every pair).")] = None,
@@ -175,32 +189,33 @@ def train(
 # --- attack (madvae/evaluate/: one module per mode) ---
 
 
-@app.command()
+@app.command(cls=Command)
 @fail_cleanly
 def attack(
-    set_path: Annotated[Path, typer.Option("--set", "-s", help="HDF5 set: adversarial (stored) or clean.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Result JSON to write.")],
-    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (the target).")] = None,
-    vae: Annotated[Optional[Path], typer.Option(help="Defense-VAE checkpoint; without it, no defense.")] = None,
+    ctx: typer.Context,
+    set_path: Annotated[Path, typer.Option("--set", "-s", metavar="SET.h5", help="HDF5 set: adversarial (stored) or clean.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="RESULT.json", help="Result JSON to write.")],
+    classifier: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="Classifier checkpoint (the target).")] = None,
+    vae: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="Defense-VAE checkpoint; without it, no defense.")] = None,
     mode: Annotated[AttackMode, typer.Option(
         help="stored: evaluate a set's stored adversarial images (defense-unaware, Table 1). pgd-e2e, bpda, eot, "
              "autoattack, square: adaptive attacks through the defense. blackbox-paper: FGSM on --substitute, "
              "classified by it (Table 2 as the original code). blackbox-transfer: a substitute trained from target queries. "
              "overpowered: the latent-space attack on the VAE (Table 3).")] = AttackMode.stored,
-    param: Annotated[Optional[list[str]], typer.Option(help="Override a parameter: --param eps=0.2 (repeatable).")]
+    param: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE", help="Override a parameter: --param eps=0.2 (repeatable).")]
     = None,
     quick: Annotated[bool, typer.Option(help="CPU-sized settings of the adaptive attacks and the transfer "
                                              "substitute (recorded in the result).")] = False,
     preset: Annotated[OverpoweredPreset, typer.Option(help="overpowered: the attack's settings (madvae.attacks."
                                                            "OVERPOWERED_PRESETS): quick, cpu or paper.")]
     = OverpoweredPreset.quick,
-    substitute: Annotated[Optional[Path], typer.Option(help="blackbox-paper: substitute checkpoint (A-E).")] = None,
+    substitute: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="blackbox-paper: substitute checkpoint (A-E).")] = None,
     substitute_arch: Annotated[SubstituteArch, typer.Option(help="blackbox-transfer: substitute architecture.")]
     = SubstituteArch.A,
-    figure: Annotated[Optional[Path], typer.Option(help="overpowered: also write a Figure-7-like PNG.")] = None,
-    defense_name: Annotated[Optional[str], typer.Option(help="Name in tables (default: the VAE's loss).")] = None,
-    samples: Annotated[int, typer.Option(min=0, help="0: decode the posterior mean; K: average K decodings.")] = 0,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Default: 500 (overpowered 100, adaptive 250).")]
+    figure: Annotated[Optional[Path], typer.Option(metavar="FILE.png", help="overpowered: also write a Figure-7-like PNG.")] = None,
+    defense_name: Annotated[Optional[str], typer.Option(metavar="NAME", help="Name in tables (default: the VAE's loss).")] = None,
+    samples: Annotated[int, typer.Option(metavar="N", min=0, help="0: decode the posterior mean; K: average K decodings.")] = 0,
+    batch_size: Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Default: 500 (overpowered 100, adaptive 250).")]
     = None,
     eps_grid: Annotated[Optional[str], typer.Option(
         metavar="EPS,EPS,...", help="Adaptive modes: a security-evaluation curve, the accuracy at each eps of "
@@ -216,7 +231,8 @@ def attack(
         set_path, out, classifier=classifier, vae=vae, params=param or [], quick=quick, preset=preset.value,
         substitute=substitute, substitute_arch=substitute_arch.value, figure=figure, defense_name=defense_name,
         samples=samples, batch_size=batch_size, device=device.value, limit=limit, seed=seed, progress=progress,
-        eps_grid=None if eps_grid is None else _numbers("--eps-grid", eps_grid)))
+        eps_grid=None if eps_grid is None else _numbers("--eps-grid", eps_grid),
+        given=frozenset({"param": "params"}.get(name, name) for name in given_options(ctx))))
     transfer = (" (transfer: the set was crafted on another classifier, source_classifier_sha256)"
                 if result.get("transfer") else "")
     typer.echo(f"{out}: {result['kind']} {result['attack']} n={result['n']} defense={result['defense']['name']}"
@@ -245,11 +261,11 @@ def _summary(metrics: dict) -> str:
     return "; ".join(parts)
 
 
-app.command()(embed)
-app.command()(report)
+app.command(cls=Command)(embed)
+app.command(cls=Command)(report)
 
 
-@app.command()
+@app.command(cls=Command)
 def version():
     """Print the madvae version."""
     typer.echo(__version__)
@@ -257,6 +273,8 @@ def version():
 
 def main():
     """Entry point. Usage errors become one line too (the parser would print a usage block)."""
+    if len(sys.argv) == 1:  # `madvae` alone: the front page, as a request for help (exit 0)
+        sys.argv.append("--help")
     try:
         code = app(standalone_mode=False)
     except typer.Abort:

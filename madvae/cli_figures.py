@@ -7,21 +7,29 @@ from typing import Annotated, Optional
 import typer
 
 from madvae.cli_options import (DeviceOpt, Device, EmbedColour, EmbedSpace, OverpoweredPreset, ProgressOpt,
-                                ReportKind, SeedOpt, SetField, fail_cleanly)
-from madvae.errors import MadvaeError
+                                ReportKind, SeedOpt, SetField, fail_cleanly, given_options)
+from madvae.errors import MadvaeError, UsageError
 
 # --- embed (issue 3: madvae/embed.py) ---
 
 
+def refuse_stray(given: set, applies: dict, what: str) -> None:
+    """``applies``: {option: whether it applies to ``what``}; one given that does not is a usage error."""
+    stray = [name for name, used in applies.items() if name in given and not used]
+    if stray:
+        raise UsageError(f"{', '.join('--' + name.replace('_', '-') for name in stray)} does not apply to {what}")
+
+
 @fail_cleanly
 def embed(
-    set_path: Annotated[Path, typer.Argument(metavar="SET", help="HDF5 set to embed.")],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="One figure: writes PREFIX.csv and PREFIX.png.")]
+    ctx: typer.Context,
+    set_path: Annotated[Path, typer.Argument(metavar="SET.h5", help="HDF5 set to embed.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="PREFIX", help="One figure: writes PREFIX.csv and PREFIX.png.")]
     = None,
-    out_dir: Annotated[Optional[Path], typer.Option(
+    out_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", 
         help="Several figures of the same samples in one run (UMAP compiles once): DIR/input.* and "
              "DIR/NAME_SPACE.* for each --vae and each --space but input.")] = None,
-    space: Annotated[Optional[list[EmbedSpace]], typer.Option(
+    space: Annotated[Optional[list[EmbedSpace]], typer.Option(metavar="SPACE", 
         help="input: the images; latent: VAE means; output: VAE outputs; overpowered-latent / overpowered-output: "
              "latent means / VAE outputs of the clean images before and after the Overpowered Attack, side by "
              "side (paper Figures 6 and 5; needs --classifier). Repeatable with --out-dir. Default: input.")]
@@ -33,18 +41,18 @@ def embed(
     vae: Annotated[Optional[list[str]], typer.Option(
         metavar="[NAME=]PATH", help="VAE checkpoint (needed for latent and output). Repeatable with --out-dir; "
                                     "NAME (default: the file stem) names its figures.")] = None,
-    classifier: Annotated[Optional[Path], typer.Option(help="Classifier checkpoint (needed for --colour predicted).")]
+    classifier: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="Classifier checkpoint (needed for --colour predicted).")]
     = None,
-    n: Annotated[int, typer.Option("--n", min=1, help="Random samples to embed (all if the set is smaller).")] = 3000,
-    width: Annotated[float, typer.Option(min=1, help="Figure width in inches (paper: 14).")] = 7.0,
-    height: Annotated[float, typer.Option(min=1, help="Figure height in inches (paper: 10).")] = 5.0,
-    dpi: Annotated[int, typer.Option(min=50, max=1200, help="Figure resolution (paper: 300).")] = 150,
-    norm: Annotated[Optional[float], typer.Option(
+    n: Annotated[int, typer.Option("--n", metavar="N", min=1, help="Random samples to embed (all if the set is smaller).")] = 3000,
+    width: Annotated[float, typer.Option(metavar="X", min=1, help="Figure width in inches (paper: 14).")] = 7.0,
+    height: Annotated[float, typer.Option(metavar="X", min=1, help="Figure height in inches (paper: 10).")] = 5.0,
+    dpi: Annotated[int, typer.Option(metavar="N", min=50, max=1200, help="Figure resolution (paper: 300).")] = 150,
+    norm: Annotated[Optional[float], typer.Option(metavar="X", 
         help="Overpowered spaces: the attack's robustness norm, the L2 norm of its noise. Default: 1.0, the "
              "paper's figures'.")] = None,
     preset: Annotated[Optional[OverpoweredPreset], typer.Option(
         help="Overpowered spaces: the attack's settings, quick (CPU) or paper. Default: quick.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
+    param: Annotated[Optional[list[str]], typer.Option(metavar="KEY=VALUE", 
         help="Overpowered spaces: override restarts, steps or noise_samples, e.g. --param steps=10 (repeatable).")]
     = None,
     seed: SeedOpt = 42, device: DeviceOpt = Device.auto, progress: ProgressOpt = True,
@@ -54,12 +62,17 @@ def embed(
     panels, each --width wide."""
     from madvae.embed import embed_figures, plan_figures
 
+    spaces = [s.value for s in space or [EmbedSpace.input]]
+    attacked = any(name.startswith("overpowered") for name in spaces)
+    refuse_stray(given_options(ctx), {"norm": attacked, "preset": attacked, "param": attacked,
+                                      "classifier": attacked or colour is EmbedColour.predicted},
+                 f"--space {', '.join(spaces)} with --colour {colour.value}")
     overpowered = {"params": param} if param else {}
     if norm is not None:
         overpowered["norm"] = norm
     if preset is not None:
         overpowered["preset"] = preset.value
-    figures = plan_figures([s.value for s in space or [EmbedSpace.input]], vae or [], out=out, out_dir=out_dir)
+    figures = plan_figures(spaces, vae or [], out=out, out_dir=out_dir)
     written = embed_figures(set_path, figures, field=field.value if field else None, classifier_path=classifier,
                             colour=colour.value, n=n, seed=seed, device=device.value, figsize=(width, height),
                             dpi=dpi, progress=progress, overpowered=overpowered)
@@ -75,10 +88,11 @@ def embed(
 
 @fail_cleanly
 def report(
+    ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(
         metavar="INPUT", help="Tables: result JSON files of `madvae attack`, or folders. samples: one adversarial "
                               "set. curves: training logs ([NAME=]<vae>.steps.csv or .train.csv of `madvae train`).")],
-    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the tables or the figure.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", metavar="DIR", help="Folder for the tables or the figure.")],
     kind: Annotated[ReportKind, typer.Option(
         help="A table (Tables 1, 2 and 3 of the paper, and the adaptive attacks: from the results' kind), "
              "selection (a sweep's candidates on the validation sets: NAME.csv, NAME.md and the kept models in "
@@ -86,15 +100,15 @@ def report(
              "NAME_agreement.csv, NAME.md and NAME.png), or a figure: samples (clean / adversarial / purified "
              "digits), curves (training loss terms).")]
     = ReportKind.whitebox,
-    name: Annotated[Optional[str], typer.Option(help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
+    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="File name stem: NAME_accuracy.csv, NAME_agreement.csv, "
                                                      "NAME.md (overpowered: NAME.csv; figures: NAME.png). "
                                                      "Default: the kind.")] = None,
-    classifier: Annotated[Optional[Path], typer.Option(help="samples: the classifier whose predictions are shown.")]
+    classifier: Annotated[Optional[Path], typer.Option(metavar="CKPT.pt", help="samples: the classifier whose predictions are shown.")]
     = None,
     vae: Annotated[Optional[list[str]], typer.Option(
         metavar="[NAME=]PATH", help="samples: a purifier whose outputs make a row (repeatable).")] = None,
     device: DeviceOpt = Device.auto,
-    criterion: Annotated[str, typer.Option(help="selection: mean-accuracy (over the validation attacks) or "
+    criterion: Annotated[str, typer.Option(metavar="CRITERION", help="selection: mean-accuracy (over the validation attacks) or "
                                                 "min-accuracy (the worst one).")] = "mean-accuracy",
     paper: Annotated[bool, typer.Option("--paper", help=(
         "whitebox, blackbox-paper, overpowered: also NAME_paper.md, NAME_paper.csv and NAME_claims.csv, ours beside "
@@ -103,6 +117,11 @@ def report(
 ):
     """Tables shaped like the paper's (accuracy and agreement, CSV and Markdown), sample grids and training curves."""
     stem = name or kind.value.replace("-", "_")
+    samples = kind is ReportKind.samples
+    refuse_stray(given_options(ctx), {"classifier": samples, "vae": samples, "device": samples,
+                                      "criterion": kind is ReportKind.selection,
+                                      "paper": kind.value in ("whitebox", "blackbox-paper", "overpowered")},
+                 f"--kind {kind.value}")
     if paper:
         from madvae.paper import load_reference, table_spec
 

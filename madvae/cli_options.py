@@ -44,9 +44,15 @@ class Device(str, Enum):
 
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute: auto picks CUDA when torch sees a GPU.")]
 MAX_SEED = 2**63 - 1  # seeds are stored as HDF5 int64
-SeedOpt = Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Random seed: same seed, same output.")]
-LimitOpt = Annotated[Optional[int], typer.Option(min=1, help="Use only the first N images (quick runs, tests).")]
+SeedOpt = Annotated[int, typer.Option(metavar="N", min=0, max=MAX_SEED, help="Random seed: same seed, same output.")]
+LimitOpt = Annotated[Optional[int], typer.Option(metavar="N", min=1, help="Use only the first N images (quick runs, tests).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar on stderr.")]
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The command's parameters the user set (command line or environment), even to their defaults."""
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
 
 
 def fail_cleanly(func):

@@ -14,6 +14,11 @@ class MadvaeError(Exception):
         super().__init__(text)
 
 
+class UsageError(MadvaeError):
+    """The command line asks for something that cannot be (an option the mode does not read, a missing one):
+    exit code 2, as the parser's own usage errors, apart from bad input files."""
+
+
 class Interrupted(MadvaeError):
     """A job stopped on request (SIGTERM: SLURM's timeout or preemption) after saving what it needs to resume.
     The CLI exits with EXIT_CODE, which the workflow's retry (and SLURM's RequeueExit) treat as "run again"."""

@@ -9,6 +9,7 @@ from madvae.errors import MadvaeError
 from madvae.outcomes import defense_label, worst_case_rows
 from madvae.registry import SUBSTITUTES, VARIANTS
 from madvae.results import load_result
+from madvae.seeds import over_seeds
 from madvae.table_notes import (attack_settings_note, classifier_note, defense_notes, preset_name, same_settings,
                                 settings_label)
 from madvae.table_files import METRICS, write_table_files
@@ -72,6 +73,7 @@ class ResultTable:
     presets: list[str] = field(default_factory=list)  # the attack presets of the results in the table
     notes: list[str] = field(default_factory=list)
     heading: str = ""  # the title of a kind outside ROW_KINDS (the security curves)
+    seeds: list[str] = field(default_factory=list)  # merged over these seeds (madvae.seeds); [] for one seed
 
     @property
     def title(self) -> str:
@@ -83,7 +85,13 @@ class ResultTable:
         note = ROW_KINDS[self.kind]["note"] if self.kind in ROW_KINDS else ""
         intervals = (" ± is the half-width of the 95% Wilson interval; a difference inside it is no win."
                      if (self.kind in ROW_KINDS or self.kind == "security") and metric in METRICS else "")
-        return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} per cell.{intervals}",
+        per = "per cell"
+        if self.seeds:
+            per = "per seed and cell"
+            intervals = (f" Each cell: the mean over {len(self.seeds)} seeds ({', '.join(self.seeds)}: the purifiers' "
+                         "training and the attacks' random draws) ± the sample standard deviation over them; a "
+                         "difference inside it is no win. The CSVs hold each seed's value.")
+        return "\n".join([f"{self.metrics[metric]}: {self.dataset} {self.split}, n = {self.n} {per}.{intervals}",
                            *([SPLIT_NOTES[self.split]] if self.split in SPLIT_NOTES else []),
                            *([note] if note else []), *self.notes])
 
@@ -285,10 +293,8 @@ def _add_clean_row(table: ResultTable, by_column: dict) -> None:
         row[metric] = [cells.get(column) for column in table.columns]
         row["n"] = [(by_column[column]["n"] if column in by_column else table.rows[0]["n"][0])
                     for column in table.columns]
-        table.marks[metric] = {r["key"]: [k >= 2 and v is not None and row[metric][k] is not None
-                                          and v > row[metric][k] for k, v in enumerate(r[metric])]
-                               for r in table.rows}
     table.rows.append(row)
+    mark_above_clean(table)
     table.notes.append(f"{CLEAN_ROW}: each purifier's output for the clean test digits. A defended cell marked ↑ "
                        "is above that row's value for the same purifier: the attack's perturbation helps the "
                        "classifier once purified (label leaking: FGSM-like attacks step along the true label's "
@@ -297,8 +303,17 @@ def _add_clean_row(table: ResultTable, by_column: dict) -> None:
                        "few digits is within sampling noise.")
 
 
+def mark_above_clean(table: ResultTable) -> None:
+    """Mark each defended cell above the clean row's value for the same purifier (label leaking, Table 1)."""
+    clean = next(row for row in table.rows if row["key"] == "clean")
+    for metric in METRICS:
+        table.marks[metric] = {r["key"]: [k >= 2 and v is not None and clean[metric][k] is not None
+                                          and v > clean[metric][k] for k, v in enumerate(r[metric])]
+                               for r in table.rows if r is not clean}
+
+
 def build_whitebox_table(result_paths) -> ResultTable:
-    return build_row_table(result_paths, "whitebox")
+    return build_table(result_paths, "whitebox")
 
 
 def build_overpowered_table(result_paths) -> ResultTable:
@@ -331,7 +346,9 @@ def build_overpowered_table(result_paths) -> ResultTable:
 
 
 def build_table(result_paths, kind: str = "whitebox") -> ResultTable:
-    return build_overpowered_table(result_paths) if kind == "overpowered" else build_row_table(result_paths, kind)
+    """The table of ``kind``; results of several seeds make one table over them (madvae.seeds)."""
+    build = build_overpowered_table if kind == "overpowered" else lambda paths: build_row_table(paths, kind)
+    return over_seeds(build, expand_paths(result_paths))
 
 
 def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "whitebox",

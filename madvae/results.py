@@ -21,7 +21,7 @@ def vae_training(checkpoint) -> dict:
             for entry in meta.get("training_sets", []) if isinstance(entry, dict) and "path" in entry]
     return {"loss": config.get("loss"), "epochs": config.get("epochs"), "batch_size": config.get("batch_size"),
             "n_train": meta.get("n_train"), "pairs_per_epoch": meta.get("pairs_per_epoch"),
-            "pairs_seen": meta.get("pairs_seen"), "sets": sets}
+            "pairs_seen": meta.get("pairs_seen"), "sets": sets, "seed": config.get("seed")}
 
 
 def classifier_training(checkpoint) -> dict:
@@ -31,9 +31,10 @@ def classifier_training(checkpoint) -> dict:
 
 
 def result_header(kind: str, reader, set_path, n: int, classifier_path, classifier_ckpt, defense: dict,
-                  *, attack: str | None = None, params: dict | None = None) -> dict:
+                  *, attack: str | None = None, params: dict | None = None, seed: int | None = None) -> dict:
     """The fields every result shares; the caller adds ``metrics`` and anything its kind needs. attack/params
-    default to those stored in the set."""
+    default to those stored in the set; ``seed``: the evaluation's (a table over seeds groups by it and by the
+    purifier's training seed, madvae.seeds)."""
     return {
         "encoding-type": RESULT_TYPE, "encoding-version": RESULT_VERSION, "creator_version": __version__,
         "kind": kind, "dataset": reader.dataset, "split": reader.split, "n": int(n),
@@ -42,7 +43,7 @@ def result_header(kind: str, reader, set_path, n: int, classifier_path, classifi
         "set": str(set_path), "set_sha256": sha256_file(set_path),
         "classifier": str(classifier_path), "classifier_sha256": sha256_file(classifier_path),
         "classifier_arch": classifier_ckpt.arch, "classifier_training": classifier_training(classifier_ckpt),
-        "defense": defense,
+        "defense": defense, **({} if seed is None else {"seed": int(seed)}),
     }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from madvae.attacks import ADAPTIVE_ATTACKS
 from madvae.errors import MadvaeError
 from madvae.intervals import interval
-from madvae.report import METRICS, ResultTable, _defense_columns, _load_all, write_tables
+from madvae.report import METRICS, ResultTable, _defense_columns, _load_all, expand_paths, write_tables
+from madvae.seeds import over_seeds
 from madvae.table_notes import preset_name
 from madvae.util import atomic_output
 
@@ -67,9 +68,12 @@ def security_figure(table: ResultTable, png_path, *, dpi: int = 150) -> Path:
     axes = fig.subplots(1, len(attacks), squeeze=False)[0]
     for ax, attack in zip(axes, attacks):
         for row in (r for r in table.rows if r["attack_name"] == attack):
-            bounds = [interval(v, n) for v, n in zip(row["accuracy"], row["n"])]
-            below = [v - lo for v, (lo, _) in zip(row["accuracy"], bounds)]
-            above = [hi - v for v, (_, hi) in zip(row["accuracy"], bounds)]
+            if "sd" in row:  # over seeds
+                below = above = [sd or 0.0 for sd in row["sd"]["accuracy"]]
+            else:
+                bounds = [interval(v, n) for v, n in zip(row["accuracy"], row["n"])]
+                below = [v - lo for v, (lo, _) in zip(row["accuracy"], bounds)]
+                above = [hi - v for v, (_, hi) in zip(row["accuracy"], bounds)]
             ax.errorbar(eps, row["accuracy"], yerr=[below, above], marker="o", markersize=3, capsize=2,
                         label=row["defense"], color=colours[row["defense"]])  # one colour per defense
         ax.set_title(next(r["attack"].rsplit(", ", 1)[0] for r in table.rows if r["attack_name"] == attack),
@@ -79,7 +83,8 @@ def security_figure(table: ResultTable, png_path, *, dpi: int = 150) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("accuracy")
-    fig.suptitle(f"{table.dataset} {table.split}, n = {table.n}", fontsize=10)
+    over = f"; mean ± sd over seeds {', '.join(table.seeds)}" if table.seeds else ""
+    fig.suptitle(f"{table.dataset} {table.split}, n = {table.n}{over}", fontsize=10)
     fig.tight_layout()
     with atomic_output(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
@@ -87,8 +92,9 @@ def security_figure(table: ResultTable, png_path, *, dpi: int = 150) -> Path:
 
 
 def write_security(result_paths, out_dir, name: str = "security") -> dict:
-    """{name}_accuracy.csv, {name}_agreement.csv, {name}.md and {name}.png in out_dir."""
-    table = build_security_table(result_paths)
+    """{name}_accuracy.csv, {name}_agreement.csv, {name}.md and {name}.png in out_dir; curves of several seeds:
+    their means, the standard deviation as error bars (madvae.seeds)."""
+    table = over_seeds(build_security_table, expand_paths(result_paths))
     written = write_tables(result_paths, out_dir, name=name, kind="security", table=table)
     written["files"]["figure"] = security_figure(table, Path(out_dir) / f"{name}.png")
     return written

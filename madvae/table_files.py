@@ -27,6 +27,29 @@ def _cell_with_interval(value, n, table_n) -> str:
     return f"{text} ± {half:.4f}" + (f" (n = {n})" if n != table_n else "")
 
 
+def _cell_over_seeds(mean, sd, seeds, all_seeds) -> str:
+    """``0.9656 ± 0.0036``: the mean over the seeds and their sample standard deviation, and the cell's number of
+    seeds where it is not the table's."""
+    text = _cell(mean)
+    if not text:
+        return text
+    text += f" ± {sd:.4f}" if sd is not None else ""
+    return text + (f" ({seeds} seed{'s' if seeds != 1 else ''})" if seeds != all_seeds else "")
+
+
+def _csv_rows(table, metric) -> list[list]:
+    """A CSV's lines: one per row; over seeds, one per row and seed, then its mean and sd (the Seed column)."""
+    if not table.seeds:
+        return [[table.row_header, *table.columns]] + [[row["attack"], *map(_cell, row[metric])]
+                                                       for row in table.rows]
+    lines = [[table.row_header, "Seed", *table.columns]]
+    for row in table.rows:
+        per_seed = row["per_seed"][metric]
+        lines += [[row["attack"], seed, *map(_cell, per_seed[seed])] for seed in table.seeds if seed in per_seed]
+        lines += [[row["attack"], "mean", *map(_cell, row[metric])], [row["attack"], "sd", *map(_cell, row["sd"][metric])]]
+    return lines
+
+
 def write_table_files(table, out_dir, name: str) -> dict:
     """{metric or "markdown": path} of the files written: one CSV per metric (extra views, the transfer mode's
     substitute agreement, live in the Markdown and the JSONs) and the Markdown."""
@@ -37,10 +60,7 @@ def write_table_files(table, out_dir, name: str) -> dict:
         path = out_dir / (f"{name}.csv" if len(csv_metrics) == 1 and metric not in METRICS else f"{name}_{metric}.csv")
         with atomic_output(path) as tmp:
             with open(tmp, "w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow([table.row_header, *table.columns])
-                for row in table.rows:
-                    writer.writerow([row["attack"], *map(_cell, row[metric])])
+                csv.writer(handle).writerows(_csv_rows(table, metric))
         written[metric] = path
     path = out_dir / f"{name}.md"
     with atomic_output(path) as tmp:
@@ -67,8 +87,12 @@ def _markdown(table) -> str:
         for row in table.rows:
             marks = table.marks.get(metric, {}).get(row["key"], [])
             counts = row.get("n") if metric in METRICS or metric == "value" else None
-            cells = [_cell_with_interval(v, counts[k] if counts else None, table.n)
-                     + (" ↑" if k < len(marks) and marks[k] else "") for k, v in enumerate(row[metric])]
+            if table.seeds:
+                cells = [_cell_over_seeds(v, row["sd"][metric][k], row["seed_counts"][k], len(table.seeds))
+                         for k, v in enumerate(row[metric])]
+            else:
+                cells = [_cell_with_interval(v, counts[k] if counts else None, table.n) for k, v in enumerate(row[metric])]
+            cells = [cell + (" ↑" if k < len(marks) and marks[k] else "") for k, cell in enumerate(cells)]
             lines.append(f"| {md(row['attack'])} | " + " | ".join(cells) + " |")
         lines.append("")
         for sentence in table.caption(metric).splitlines():  # each caption sentence its own paragraph

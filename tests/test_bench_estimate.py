@@ -101,8 +101,9 @@ def test_job_counts_match_snakemakes_dry_run(tmp_path):
     tiny_path.write_text(yaml.safe_dump(tiny))
     # the sweep: candidates, validation sets and their evaluations, the selection and the install jobs
     # mnist: the reproduction's grid (its Tables 1-2 in the tables_paper rule)
+    # seeds: the purifiers and every evaluation once per seed, under seeds/<seed>/
     for name, path in (("tiny", tiny_path), ("sweep", ROOT / "config" / "sweep.yaml"),
-                       ("mnist", ROOT / "config" / "mnist.yaml")):
+                       ("mnist", ROOT / "config" / "mnist.yaml"), ("seeds", ROOT / "config" / "seeds.yaml")):
         counts, _ = dry_run(tmp_path / name, path)
         jobs = workflow_jobs(effective_config(path))
         assert {rule: sum(job.rule == rule for job in jobs) for rule in counts} == counts

@@ -2,6 +2,7 @@
 tiny end-to-end run with the local executor."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -65,13 +66,15 @@ def expected_counts(config):
     paper, transfer, adaptive = (len(blackbox.get("paper", [])), len(blackbox.get("transfer", [])),
                                  len(adaptive.get("attacks", [])))
     curves = len(config.get("curves", {}).get("attacks", []))
+    seeds = len(config.get("seeds", [0]))  # the purifiers and every evaluation, once per seed
     return {"clean_set": 2, "classifier": 1, "gen_train": len(config["train_attacks"]), "gen_test": len(tests),
-            "train": len(variants), "attack_defended": len(variants) * len(tests), "attack_undefended": len(tests),
+            "train": seeds * len(variants), "attack_defended": seeds * len(variants) * len(tests),
+            "attack_undefended": seeds * len(tests),
             "embed_clean": 1, "embed_attack": len(embed["attacks"]), "embed_overpowered": len(figure_variants),
-            "substitute": paper, "attack_blackbox_paper": defenses * paper,
-            "attack_blackbox_transfer": defenses * transfer, "attack_overpowered": overpowered,
-            "attack_adaptive": defenses * adaptive, "table_overpowered": int(overpowered > 0),
-            "attack_curve": defenses * curves, "table_security": int(curves > 0),
+            "substitute": paper, "attack_blackbox_paper": seeds * defenses * paper,
+            "attack_blackbox_transfer": seeds * defenses * transfer, "attack_overpowered": seeds * overpowered,
+            "attack_adaptive": seeds * defenses * adaptive, "table_overpowered": int(overpowered > 0),
+            "attack_curve": seeds * defenses * curves, "table_security": int(curves > 0),
             "tables": 1 + (paper > 0) + (transfer > 0) + (adaptive > 0),
             "samples": len(tests) if variants else 0, "curves": int(bool(variants)), "all": 1}
 
@@ -112,6 +115,33 @@ def test_embedded_default_job_counts(default_dry_run):
     assert counts["embed_overpowered"] == 4  # Figures 5-6 of the paper's four variants, not of identity
     assert "--space overpowered-latent --space overpowered-output" in output and "--norm 1.0 --preset quick" in output
     assert "--quick --limit 500" in output  # the CPU-sized CW training set
+
+
+def test_three_seeds_repeat_the_purifiers_and_evaluations_and_the_tables_take_every_seed(tmp_path):
+    seeds = ROOT / "config" / "seeds.yaml"
+    counts, output = dry_run(tmp_path, seeds)
+    assert counts == without_zeros(expected_counts(effective(seeds)))
+    assert counts["train"] == 15 and counts["classifier"] == 1 and counts["gen_test"] == 6  # sets shared
+    lines = output.splitlines()
+    train = [line for line in lines if "madvae train" in line and "--loss vanilla" in line]
+    assert sorted(re.search(r"--seed (\d+) .*--out \S+/seeds/(\d+)/models/vae_vanilla.pt", line).groups()
+                  for line in train) == [("0", "0"), ("1", "1"), ("2", "2")]
+    evaluation = next(line for line in lines if "madvae attack" in line and "seeds/2/eval/vanilla/pgd.json" in line)
+    assert "--vae" in evaluation and "seeds/2/models/vae_vanilla.pt" in evaluation and "--seed 2" in evaluation
+    adaptive = next(line for line in lines if "--mode square" in line and "seeds/1/eval/adaptive/none/" in line)
+    assert "--seed 1" in adaptive
+    table = next(line for line in lines if "madvae report" in line and "--kind whitebox" in line)
+    assert all(f"seeds/{seed}/eval/combined/cw.json" in table for seed in range(3))
+    samples = next(line for line in lines if "--kind samples" in line)
+    assert "seeds/0/models/vae_vanilla.pt" in samples and "seeds/1/" not in samples  # figures: the first seed
+
+
+def test_a_sweep_over_several_seeds_is_refused(tmp_path):
+    config = effective(ROOT / "config" / "sweep.yaml")
+    config["seeds"] = [0, 1]
+    done = snakemake("-n", "--configfile", write_config(tmp_path, config), results=tmp_path / "results")
+    assert done.returncode != 0
+    assert "config seeds: [0, 1] with a sweep (combined)" in done.stdout + done.stderr
 
 
 def test_identity_switch_adds_a_clean_trained_variant(tmp_path):
@@ -226,7 +256,32 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     assert "training_curves.png" in html and "Above each digit" in html  # the sample grids and their caption
 
 
-@pytest.mark.parametrize("configfile", [None, PAPER])
+@pytest.mark.slow
+def test_tiny_two_seeds_train_two_purifiers_and_table_1_averages_them(tmp_path):
+    """Table 1 and the adaptive table of the tiny grid over seeds 0 and 1, run for real: each seed its own
+    purifiers, the tables the mean and sd over the two, each seed's value in the CSV."""
+    results = tmp_path / "results"
+    config = write_config(tmp_path, {**effective(TINY), "seeds": [0, 1]}, "seeds.yaml")
+    targets = [results / "tables" / name for name in ("whitebox_accuracy.csv", "adaptive.md")]
+    done = snakemake(*targets, "--cores", "2", "--configfile", config, results=results, timeout=900)
+    assert done.returncode == 0, done.stderr[-5000:]
+    sha = {seed: hashlib.sha256((results / "seeds" / str(seed) / "models" / "vae_vanilla.pt").read_bytes()).digest()
+           for seed in (0, 1)}
+    assert sha[0] != sha[1]  # two trainings, not one copied
+    recorded = json.loads((results / "seeds" / "1" / "eval" / "vanilla" / "fgsm.json").read_text())
+    assert recorded["seed"] == 1 and recorded["defense"]["training"]["seed"] == 1
+    rows = [line.split(",") for line in targets[0].read_text().splitlines()]
+    assert rows[0] == ["Attack", "Seed", "No Attack", "No Defense", "vanilla", "combined"]
+    fgsm = {row[1]: row for row in rows if row[0] == "FGSM"}
+    assert list(fgsm) == ["0", "1", "mean", "sd"]
+    per_seed = [float(fgsm[seed][4]) for seed in ("0", "1")]
+    assert float(fgsm["mean"][4]) == pytest.approx(sum(per_seed) / 2, abs=1e-4)
+    assert float(fgsm["sd"][4]) == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5, abs=1e-4)
+    assert "mean over 2 seeds (0, 1" in targets[1].read_text()
+    assert not (results / "models" / "vae_vanilla.pt").exists()  # several seeds: every purifier under seeds/
+
+
+@pytest.mark.parametrize("configfile", [None, PAPER, ROOT / "config" / "seeds.yaml"])
 def test_lint_reports_nothing(tmp_path, configfile):
     args = ["--lint"] + (["--configfile", configfile] if configfile else [])
     done = snakemake(*args, results=tmp_path / "results")

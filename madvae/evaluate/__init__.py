@@ -12,11 +12,11 @@ advertorch are slow to import, and the CLI reads only the names.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from madvae.attacks import ADAPTIVE_ATTACKS
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Request:
     seed: int = 0
     progress: bool = True
     eps_grid: list | None = None  # adaptive modes: a security-evaluation curve over these eps
+    given: frozenset = frozenset()  # the fields the user set explicitly (the CLI's options), even to a default
 
     def common(self) -> dict:
         return {"device": self.device, "limit": self.limit, "seed": self.seed, "progress": self.progress}
@@ -48,8 +49,6 @@ class Request:
 def _stored(request: Request) -> dict:
     from madvae.evaluate.stored import evaluate_set
 
-    if request.params:
-        raise MadvaeError("--param does not apply to --mode stored (the set holds its attack)")
     return evaluate_set(request.set_path, request.classifier, request.out, vae_path=request.vae,
                         defense_name=request.defense_name, samples=request.samples,
                         batch_size=request.batch_size or 500, **request.common())
@@ -99,28 +98,50 @@ def _overpowered(request: Request) -> dict:
                                 batch_size=request.batch_size or 100, params=request.params, **request.common())
 
 
+# what every mode reads; a mode's `takes` lists the rest of the Request it reads
+COMMON_FIELDS = frozenset({"set_path", "out", "seed", "device", "limit", "progress", "given"})
+DEFENDED = frozenset({"vae", "defense_name", "batch_size"})
+OPTION_NAMES = {"set_path": "--set", "params": "--param"}  # a Request field's option, if not --<field-name>
+
+
 @dataclass(frozen=True)
 class Mode:
     run: callable
+    takes: frozenset  # the Request fields beyond COMMON_FIELDS it reads; any other one set is refused
     needs_classifier: bool = True  # blackbox-paper's target is its --substitute
 
 
 MODES = {
-    "stored": Mode(_stored),
-    **{name: Mode(_adaptive(name)) for name in ADAPTIVE_ATTACKS},
-    "blackbox-paper": Mode(_blackbox_paper, needs_classifier=False),
-    "blackbox-transfer": Mode(_blackbox_transfer),
-    "overpowered": Mode(_overpowered),
+    "stored": Mode(_stored, DEFENDED | {"classifier", "samples"}),
+    **{name: Mode(_adaptive(name), DEFENDED | {"classifier", "params", "quick", "samples", "eps_grid"})
+       for name in ADAPTIVE_ATTACKS},
+    "blackbox-paper": Mode(_blackbox_paper, DEFENDED | {"substitute", "params"}, needs_classifier=False),
+    "blackbox-transfer": Mode(_blackbox_transfer, DEFENDED | {"classifier", "params", "quick", "substitute_arch"}),
+    "overpowered": Mode(_overpowered, DEFENDED | {"classifier", "params", "preset", "figure"}),
 }
+
+
+def option_name(field_name: str) -> str:
+    return OPTION_NAMES.get(field_name, "--" + field_name.replace("_", "-"))
+
+
+def refuse_stray_options(mode: str, request: Request) -> None:
+    """An option the mode does not read, set on the command line or away from its default, is an error: a user
+    who gave --preset paper to the stored mode must not believe the paper preset ran."""
+    default = Request(request.set_path, request.out)
+    stray = [f.name for f in fields(Request) if f.name not in COMMON_FIELDS | MODES[mode].takes
+             and (f.name in request.given or getattr(request, f.name) != getattr(default, f.name))]
+    if stray:
+        takes = sorted(option_name(name) for name in MODES[mode].takes)
+        raise UsageError(f"{', '.join(map(option_name, stray))} does not apply to --mode {mode}",
+                         hint=f"it takes {', '.join(takes)} besides --set, --out, --seed, --device, --limit")
 
 
 def evaluate(mode: str, request: Request) -> dict:
     """Run one evaluation mode; returns the result it wrote to ``request.out``."""
     if mode not in MODES:
         raise MadvaeError(f"unknown evaluation mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
-    if request.eps_grid is not None and mode not in ADAPTIVE_ATTACKS:
-        raise MadvaeError(f"--eps-grid does not apply to --mode {mode}",
-                          hint=f"a curve is drawn by an adaptive mode: {', '.join(ADAPTIVE_ATTACKS)}")
+    refuse_stray_options(mode, request)
     if MODES[mode].needs_classifier and request.classifier is None:
-        raise MadvaeError(f"--mode {mode} needs --classifier")
+        raise UsageError(f"--mode {mode} needs --classifier")
     return MODES[mode].run(request)

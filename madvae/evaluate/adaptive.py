@@ -95,7 +95,7 @@ def evaluate_adaptive(set_path, classifier_path, out, *, attack: str, vae_path=N
         n = min(len(reader), limit) if limit else len(reader)
         predictions, labels, record = attack_batches(loaded, reader, attack, resolved, n, batch_size, progress)
         result = result_header("adaptive", reader, set_path, n, classifier_path, loaded.classifier_checkpoint,
-                               loaded.defense, attack=attack, params=resolved)
+                               loaded.defense, attack=attack, params=resolved, seed=seed)
         result["quick"] = quick
         if record is not None:
             result["fooled_by"] = record  # images each component fooled first, in the order they ran

@@ -101,7 +101,7 @@ def evaluate_blackbox_paper(set_path, substitute_path, out, *, vae_path=None, de
             bar.update(len(y))
         bar.close()
         result = result_header("blackbox-paper", reader, set_path, n, substitute_path, checkpoint, defense,
-                               attack="fgsm", params=params)
+                               attack="fgsm", params=params, seed=seed)
     result.update(metrics=collector.metrics(), substitute=checkpoint.arch, note=PAPER_NOTE)
     write_result(out, result)
     return result
@@ -172,7 +172,7 @@ def evaluate_blackbox_transfer(set_path, classifier_path, out, *, vae_path=None,
             bar.update(len(y))
         bar.close()
         result = result_header("blackbox-transfer", reader, set_path, n, classifier_path, checkpoint, defense,
-                               attack="fgsm",
+                               attack="fgsm", seed=seed,
                                params={**params, "holdout": holdout, "rounds": rounds, "lam": lam,
                                        "substitute_epochs": substitute_epochs, "substitute_arch": substitute_arch,
                                        "flip_every": flip_every, "quick": quick})

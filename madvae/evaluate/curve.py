@@ -45,7 +45,7 @@ def evaluate_curve(set_path, classifier_path, out, *, attack: str, eps_grid=EPS_
             points["accuracy"].append(scored["accuracy"])
             points["agreement"].append(scored["agreement"])
         result = result_header("curve", reader, set_path, n, classifier_path, loaded.classifier_checkpoint,
-                               loaded.defense, attack=attack, params={k: v for k, v in resolved.items() if k != "eps"})
+                               loaded.defense, attack=attack, params={k: v for k, v in resolved.items() if k != "eps"}, seed=seed)
     result.update(quick=quick, metrics={pipeline: points})
     write_result(out, result)
     return result

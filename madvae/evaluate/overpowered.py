@@ -109,7 +109,7 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
         params.update({"threshold_mse": THRESHOLD, "l2_budget": l2_budget(), "seed": seed, "stop": STOPPING,
                        **optimiser})
         result = result_header("overpowered", reader, set_path, n, classifier_path, loaded.classifier_checkpoint, defense,
-                               attack="overpowered", params=params)
+                               attack="overpowered", params=params, seed=seed)
     result.update(overpowered_metrics(runs, labels, clean_predicted, params["norms"]))
     result["steps_run"] = {str(norm): steps_summary(run["steps_run"], run["first_done"])
                            for norm, run in zip(params["norms"], runs)}

@@ -37,7 +37,7 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
             bar.update(len(batch["y"]))
         bar.close()
         result = result_header("whitebox", reader, set_path, n, classifier_path, loaded.classifier_checkpoint,
-                               defense)
+                               defense, seed=seed)
         # a set crafted on another classifier is a transfer attack on this one, not a white-box result
         source = reader.attrs.get("source_classifier_sha256") or None
         result["source_classifier_sha256"] = source

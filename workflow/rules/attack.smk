@@ -8,16 +8,16 @@ rule attack_defended:
     input:
         set=res("sets/test/{attack}.h5"),
         classifier=res("models/classifier.pt"),
-        vae=res("models/vae_{variant}.pt"),
+        vae=res(per_seed("models/vae_{variant}.pt")),
     output:
-        res("eval/{variant}/{attack}.json"),
+        res(per_seed("eval/{variant}/{attack}.json")),
     params:
         options=evaluate_options,
         device=DEVICE,
     log:
-        res("logs/eval/{variant}/{attack}.log"),
+        res(per_seed("eval/{variant}/{attack}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/{variant}/{attack}.tsv")
+        res(per_seed("eval/{variant}/{attack}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
@@ -34,14 +34,14 @@ rule attack_undefended:
         set=res("sets/test/{attack}.h5"),
         classifier=res("models/classifier.pt"),
     output:
-        res("eval/none/{attack}.json"),
+        res(per_seed("eval/none/{attack}.json")),
     params:
         options=evaluate_options,
         device=DEVICE,
     log:
-        res("logs/eval/none/{attack}.log"),
+        res(per_seed("eval/none/{attack}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/none/{attack}.tsv")
+        res(per_seed("eval/none/{attack}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
@@ -58,14 +58,14 @@ rule attack_blackbox_paper:
     input:
         unpack(blackbox_paper_input),
     output:
-        res("eval/blackbox-paper/{defense}/{arch}.json"),
+        res(per_seed("eval/blackbox-paper/{defense}/{arch}.json")),
     params:
         options=blackbox_options,
         device=DEVICE,
     log:
-        res("logs/eval/blackbox-paper/{defense}/{arch}.log"),
+        res(per_seed("eval/blackbox-paper/{defense}/{arch}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/blackbox-paper/{defense}/{arch}.tsv")
+        res(per_seed("eval/blackbox-paper/{defense}/{arch}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
@@ -80,14 +80,14 @@ rule attack_blackbox_transfer:
     input:
         unpack(defended_input),
     output:
-        res("eval/blackbox-transfer/{defense}/{arch}.json"),
+        res(per_seed("eval/blackbox-transfer/{defense}/{arch}.json")),
     params:
         options=blackbox_options,
         device=DEVICE,
     log:
-        res("logs/eval/blackbox-transfer/{defense}/{arch}.log"),
+        res(per_seed("eval/blackbox-transfer/{defense}/{arch}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/blackbox-transfer/{defense}/{arch}.tsv")
+        res(per_seed("eval/blackbox-transfer/{defense}/{arch}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
@@ -104,18 +104,18 @@ rule attack_overpowered:
     input:
         set=clean_set("test"),
         classifier=res("models/classifier.pt"),
-        vae=res("models/vae_{variant}.pt"),
+        vae=res(per_seed("models/vae_{variant}.pt")),
     output:
-        result=res("eval/overpowered/{variant}.json"),
-        figure=report(res("figures/overpowered/{variant}.png"), caption="../report/overpowered.rst",
+        result=res(per_seed("eval/overpowered/{variant}.json")),
+        figure=report(res(per_seed("figures/overpowered/{variant}.png")), caption="../report/overpowered.rst",
                       category="Overpowered Attack", labels={"purifier": "{variant}"}),
     params:
         options=overpowered_options,
         device=DEVICE,
     log:
-        res("logs/eval/overpowered/{variant}.log"),
+        res(per_seed("eval/overpowered/{variant}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/overpowered/{variant}.tsv")
+        res(per_seed("eval/overpowered/{variant}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
@@ -132,14 +132,14 @@ rule attack_adaptive:
     input:
         unpack(defended_input),
     output:
-        res("eval/adaptive/{defense}/{adaptive}.json"),
+        res(per_seed("eval/adaptive/{defense}/{adaptive}.json")),
     params:
         options=adaptive_options,
         device=DEVICE,
     log:
-        res("logs/eval/adaptive/{defense}/{adaptive}.log"),
+        res(per_seed("eval/adaptive/{defense}/{adaptive}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/adaptive/{defense}/{adaptive}.tsv")
+        res(per_seed("eval/adaptive/{defense}/{adaptive}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
@@ -155,14 +155,14 @@ rule attack_curve:
     input:
         unpack(defended_input),
     output:
-        res("eval/curves/{defense}/{adaptive}.json"),
+        res(per_seed("eval/curves/{defense}/{adaptive}.json")),
     params:
         options=curve_options,
         device=DEVICE,
     log:
-        res("logs/eval/curves/{defense}/{adaptive}.log"),
+        res(per_seed("eval/curves/{defense}/{adaptive}.log", "logs")),
     benchmark:
-        res("benchmarks/eval/curves/{defense}/{adaptive}.tsv")
+        res(per_seed("eval/curves/{defense}/{adaptive}.tsv", "benchmarks"))
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),

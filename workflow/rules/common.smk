@@ -75,6 +75,34 @@ BLACKBOX = config["blackbox"]
 OVERPOWERED = config["overpowered"]
 ADAPTIVE = config["adaptive"]
 CURVES = config["curves"]
+SEEDS = config["seeds"]
+# several seeds: each seed's purifiers and evaluations under seeds/<seed>/ (a {seed} wildcard in those rules'
+# paths); one seed: the plain paths, its value passed as --seed
+PER_SEED = "seeds/{seed}/" if len(SEEDS) > 1 else ""
+FIRST_SEED = PER_SEED.format(seed=SEEDS[0])  # the figures use the first seed's purifiers
+
+
+def per_seed(path, under=""):
+    """A per-seed rule's path pattern under results_dir (and under its logs/ or benchmarks/ folder)."""
+    return os.path.join(under, f"{PER_SEED}{path}")
+
+
+def first_seed(path):
+    return res(f"{FIRST_SEED}{path}")
+
+
+def seed_of(wildcards):
+    return getattr(wildcards, "seed", SEEDS[0])
+
+
+def seed_dir(wildcards):
+    """The folder of this job's seed, for input functions."""
+    return PER_SEED.format(seed=seed_of(wildcards))
+
+
+def over_seeds(path):
+    """A per-seed output's files, one per seed."""
+    return [res(PER_SEED.format(seed=seed) + path) for seed in SEEDS]
 
 
 def non_finite(value, where="config"):
@@ -145,7 +173,7 @@ def clean_set(split):
 
 
 def evaluations():
-    return [res(f"eval/{defense}/{attack}.json") for defense in ["none", *VARIANTS] for attack in TEST_ATTACKS]
+    return [path for defense in DEFENSES for attack in TEST_ATTACKS for path in over_seeds(f"eval/{defense}/{attack}.json")]
 
 
 def figures():
@@ -163,22 +191,25 @@ def overpowered_variants():
 
 
 def blackbox_evaluations(mode):
-    return [res(f"eval/blackbox-{mode}/{defense}/{arch}.json") for defense in DEFENSES for arch in BLACKBOX[mode]]
+    return [path for defense in DEFENSES for arch in BLACKBOX[mode]
+            for path in over_seeds(f"eval/blackbox-{mode}/{defense}/{arch}.json")]
 
 
 def overpowered_evaluations():
-    return [res(f"eval/overpowered/{variant}.json") for variant in overpowered_variants()]
+    return [path for variant in overpowered_variants() for path in over_seeds(f"eval/overpowered/{variant}.json")]
 
 
 def curve_evaluations():
-    return [res(f"eval/curves/{defense}/{attack}.json") for defense in DEFENSES for attack in CURVES["attacks"]]
+    return [path for defense in DEFENSES for attack in CURVES["attacks"]
+            for path in over_seeds(f"eval/curves/{defense}/{attack}.json")]
 
 
 SECURITY_FILES = ("security_accuracy.csv", "security_agreement.csv", "security.md", "security.png")
 
 
 def adaptive_evaluations():
-    return [res(f"eval/adaptive/{defense}/{attack}.json") for defense in DEFENSES for attack in ADAPTIVE["attacks"]]
+    return [path for defense in DEFENSES for attack in ADAPTIVE["attacks"]
+            for path in over_seeds(f"eval/adaptive/{defense}/{attack}.json")]
 
 
 # table name -> (madvae report --kind, its evaluations); a table whose grid is empty in the config is absent
@@ -200,7 +231,7 @@ def final_outputs():
         outputs += [res(f"tables/{file}") for file in SECURITY_FILES]
     if overpowered_evaluations():
         outputs += [res("tables/overpowered.csv"), res("tables/overpowered.md")]
-        outputs += [res(f"figures/overpowered/{variant}.png") for variant in overpowered_variants()]
+        outputs += [path for variant in overpowered_variants() for path in over_seeds(f"figures/overpowered/{variant}.png")]
     for variant in overpowered_figure_variants():
         outputs += overpowered_figures("png", variant)
     return outputs + figures()

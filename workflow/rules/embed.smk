@@ -68,7 +68,7 @@ rule embed_overpowered:
     input:
         set=clean_set("test"),
         classifier=res("models/classifier.pt"),
-        vae=res("models/vae_{variant}.pt"),
+        vae=first_seed("models/vae_{variant}.pt"),
     output:
         figures=overpowered_figure_reports(),
         coordinates=overpowered_figures("csv"),

@@ -9,16 +9,16 @@ rule train:
     input:
         unpack(vae_input),
     output:
-        vae=res("models/vae_{variant}.pt"),
-        log=res("models/vae_{variant}.train.csv"),
-        curve=res("models/vae_{variant}.steps.csv"),
+        vae=res(per_seed("models/vae_{variant}.pt")),
+        log=res(per_seed("models/vae_{variant}.train.csv")),
+        curve=res(per_seed("models/vae_{variant}.steps.csv")),
     params:
         options=vae_options,
         device=DEVICE,
     log:
-        res("logs/models/vae_{variant}.log"),
+        res(per_seed("models/vae_{variant}.log", "logs")),
     benchmark:
-        res("benchmarks/models/vae_{variant}.tsv")
+        res(per_seed("models/vae_{variant}.tsv", "benchmarks"))
     threads: job_threads("train")
     resources:
         **job_resources("train"),

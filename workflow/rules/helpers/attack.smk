@@ -2,7 +2,8 @@
 
 
 def evaluate_options(wildcards):
-    return options("--batch-size", config["evaluate"]["batch_size"], "--samples", config["evaluate"]["samples"])
+    return options("--batch-size", config["evaluate"]["batch_size"], "--samples", config["evaluate"]["samples"],
+                   "--seed", seed_of(wildcards))
 
 
 def param_items(params):
@@ -13,7 +14,7 @@ def defended_input(wildcards):
     """The clean test set attacked on the fly, the target classifier, and the purifier unless defense none."""
     inputs = {"set": clean_set("test"), "classifier": res("models/classifier.pt")}
     if wildcards.defense != "none":
-        inputs["vae"] = res(f"models/vae_{wildcards.defense}.pt")
+        inputs["vae"] = res(f"{seed_dir(wildcards)}models/vae_{wildcards.defense}.pt")
     return inputs
 
 
@@ -25,7 +26,9 @@ def blackbox_paper_input(wildcards):
 
 
 def defense_items(wildcards, input):
-    return [] if wildcards.defense == "none" else ["--vae", input.vae, "--defense-name", wildcards.defense]
+    """The purifier, if any, and the job's seed (every attack job's options start here)."""
+    seed = ["--seed", seed_of(wildcards)]
+    return seed if wildcards.defense == "none" else ["--vae", input.vae, "--defense-name", wildcards.defense, *seed]
 
 
 def limit_items(limit):
@@ -40,7 +43,7 @@ def blackbox_options(wildcards, input):
 
 
 def overpowered_options(wildcards):
-    return options("--preset", OVERPOWERED["preset"], *param_items(OVERPOWERED["params"]),
+    return options("--preset", OVERPOWERED["preset"], *param_items(OVERPOWERED["params"]), "--seed", seed_of(wildcards),
                    *limit_items(OVERPOWERED.get("limit")))
 
 

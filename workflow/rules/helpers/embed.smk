@@ -41,7 +41,7 @@ def attack_figure_reports():
 
 
 def embed_vaes():
-    return [res(f"models/vae_{v}.pt") for v in embed_variants()] if config["embed"]["spaces"] else []
+    return [first_seed(f"models/vae_{v}.pt") for v in embed_variants()] if config["embed"]["spaces"] else []
 
 
 def overpowered_figure_reports():

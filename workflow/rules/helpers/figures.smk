@@ -2,11 +2,11 @@
 
 
 def all_vaes():
-    return [res(f"models/vae_{v}.pt") for v in VARIANTS]
+    return [first_seed(f"models/vae_{v}.pt") for v in VARIANTS]
 
 
 def all_training_logs():
-    return [res(f"models/vae_{v}.steps.csv") for v in VARIANTS]
+    return [first_seed(f"models/vae_{v}.steps.csv") for v in VARIANTS]
 
 
 def sample_vae_options(wildcards, input):

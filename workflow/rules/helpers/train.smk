@@ -28,7 +28,7 @@ def vae_options(wildcards, input):
         items += ["--pairs-per-epoch", per_epoch]
     if "classifier" in input.keys():
         items += ["--classifier", input.classifier]
-    return options(*items)
+    return options(*items, "--seed", seed_of(wildcards))
 
 
 def train_sets():
@@ -61,3 +61,6 @@ def sweep_grid(name):
 
 
 SWEEPS = {name: grid for name in VARIANTS if (grid := sweep_grid(name))}
+if len(SEEDS) > 1 and SWEEPS:
+    raise WorkflowError(f"config seeds: {SEEDS} with a sweep ({', '.join(SWEEPS)}); a sweep selects one model per "
+                        "variant and takes one seed: give seeds one entry, or no lists in the training options")
