@@ -20,7 +20,7 @@ from madvae.cli_options import (MAX_SEED, Arch, AttackMode, AttackName, Dataset,
                                 LimitOpt, LossVariant, OverpoweredPreset, Precision, ProgressOpt, SeedOpt, Split,
                                 SubstituteArch, fail_cleanly, given_options)
 from madvae.cli_help import Command
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.evaluate import Request, evaluate
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -93,14 +93,14 @@ def gen(
 
     if attack is AttackName.none:
         if input or classifier or param:
-            raise MadvaeError("--attack none writes a clean set from --dataset; --input/--classifier/--param "
+            raise UsageError("--attack none writes a clean set from --dataset; --input/--classifier/--param "
                               "belong to an attack")
         info = generate.make_clean_set(out, dataset=dataset.value, split=split.value, root=root,
                                        download=download, limit=limit, seed=seed)
         typer.echo(f"{out}: clean {info['dataset']} {info['split']} set, {info['n']} images")
         return
     if input is None or classifier is None:
-        raise MadvaeError(f"--attack {attack.value} needs --input (a clean set) and --classifier (a checkpoint)")
+        raise UsageError(f"--attack {attack.value} needs --input (a clean set) and --classifier (a checkpoint)")
     info = generate.make_adversarial_set(out, input_path=input, classifier_path=classifier, attack=attack.value,
                                          preset=preset, overrides=param, quick=quick, device=device.value,
                                          batch_size=batch_size, limit=limit, seed=seed, progress=progress)
@@ -113,14 +113,15 @@ def gen(
 @app.command(cls=Command)
 @fail_cleanly
 def inspect(
-    paths: Annotated[list[Path], typer.Argument(metavar="FILE", help="HDF5 sets, checkpoints and (with --verify) result JSONs.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="FILE", help="HDF5 sets, checkpoints and result JSONs.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Read every file in full, then check each recorded SHA-256 (set -> classifier it was "
                          "crafted on -> VAE trained on it -> results) against the files given or found at their "
                          "recorded paths. Exit 1 on a mismatch.")] = False,
 ):
-    """Summarize sets and checkpoints; exit non-zero on an invalid file."""
+    """Summarize sets, checkpoints and result JSONs; every valid file first, then the errors; exit non-zero on an
+    invalid file."""
     if verify:
         from madvae.verify import format_checks, verify_paths
 
@@ -136,11 +137,20 @@ def inspect(
         return
     from madvae.inspect import format_summary, inspect_path
 
-    summaries = [inspect_path(path) for path in paths]
-    if as_json:
-        typer.echo(json.dumps(summaries if len(summaries) > 1 else summaries[0], indent=2))
-    else:
+    summaries, errors = [], []
+    for path in paths:  # every valid file is reported, then the errors of the bad ones
+        try:
+            summaries.append(inspect_path(path))
+        except MadvaeError as exc:
+            errors.append(exc)
+    if summaries and as_json:
+        typer.echo(json.dumps(summaries if len(paths) > 1 else summaries[0], indent=2))
+    elif summaries:
         typer.echo("\n".join(format_summary(s) for s in summaries))
+    if errors:
+        for exc in errors[:-1]:
+            typer.echo(f"madvae: error: {exc}", err=True)
+        raise errors[-1]
 
 
 # --- train (issue 3: madvae/train.py) ---
@@ -243,7 +253,7 @@ def _numbers(option: str, text: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise MadvaeError(f"{option} {text!r} is not a comma-separated list of numbers") from None
+        raise UsageError(f"{option} {text!r} is not a comma-separated list of numbers") from None
 
 
 def _summary(metrics: dict) -> str:

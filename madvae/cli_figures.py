@@ -8,7 +8,7 @@ import typer
 
 from madvae.cli_options import (DeviceOpt, Device, EmbedColour, EmbedSpace, OverpoweredPreset, ProgressOpt,
                                 ReportKind, SeedOpt, SetField, fail_cleanly, given_options)
-from madvae.errors import MadvaeError, UsageError
+from madvae.errors import UsageError
 
 # --- embed (issue 3: madvae/embed.py) ---
 
@@ -64,8 +64,8 @@ def embed(
 
     spaces = [s.value for s in space or [EmbedSpace.input]]
     attacked = any(name.startswith("overpowered") for name in spaces)
-    refuse_stray(given_options(ctx), {"norm": attacked, "preset": attacked, "param": attacked,
-                                      "classifier": attacked or colour is EmbedColour.predicted},
+    # (--norm, --preset and --param without an Overpowered space: madvae.embed refuses them)
+    refuse_stray(given_options(ctx), {"classifier": attacked or colour is EmbedColour.predicted},
                  f"--space {', '.join(spaces)} with --colour {colour.value}")
     overpowered = {"params": param} if param else {}
     if norm is not None:
@@ -119,8 +119,7 @@ def report(
     stem = name or kind.value.replace("-", "_")
     samples = kind is ReportKind.samples
     refuse_stray(given_options(ctx), {"classifier": samples, "vae": samples, "device": samples,
-                                      "criterion": kind is ReportKind.selection,
-                                      "paper": kind.value in ("whitebox", "blackbox-paper", "overpowered")},
+                                      "criterion": kind is ReportKind.selection},  # --paper: table_spec below
                  f"--kind {kind.value}")
     if paper:
         from madvae.paper import load_reference, table_spec
@@ -153,7 +152,7 @@ def report(
             typer.echo(f"{figures.training_curves(logs, png)}: training curves of {', '.join(logs)}")
             return
         if len(inputs) != 1 or classifier is None:
-            raise MadvaeError("samples: give one adversarial set and --classifier")
+            raise UsageError("samples: give one adversarial set and --classifier")
         vaes = named_paths(vae or [], "--vae")
         figures.sample_grid(inputs[0], png, classifier_path=classifier, vaes=vaes, device=device.value)
         typer.echo(f"{png}: clean, adversarial and purified ({', '.join(vaes) or 'no purifier'}) samples")

@@ -56,7 +56,7 @@ def given_options(ctx: typer.Context) -> set[str]:
 
 
 def fail_cleanly(func):
-    """Turn a MadvaeError into one line on stderr and exit code 2 (bad input), never a traceback."""
+    """Turn a MadvaeError into one line on stderr and its kind's exit code (madvae.errors), never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -65,9 +65,9 @@ def fail_cleanly(func):
         except Interrupted as exc:
             typer.echo(f"madvae: interrupted: {exc}", err=True)
             raise typer.Exit(Interrupted.EXIT_CODE) from None
-        except MadvaeError as exc:
+        except MadvaeError as exc:  # usage 2, bad input 65, cannot write 74 (madvae.errors)
             typer.echo(f"madvae: error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(exc.EXIT_CODE) from None
 
     return wrapper
 

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from madvae.checkpoint import load_checkpoint
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.evaluate.overpowered import attack_latents, overpowered_params
 from madvae.registry import EMBED_COLOURS, EMBED_SPACES, SET_FIELDS
 from madvae.store import NUM_CLASSES, open_set
@@ -78,20 +78,20 @@ def embed_figures(set_path, figures: list[Figure], *, field: str | None = None, 
     if field is not None and field not in FIELDS:
         raise MadvaeError(f"unknown field {field!r}", hint=f"choose one of {', '.join(FIELDS)}")
     if n < MIN_SAMPLES:
-        raise MadvaeError(f"--n {n} is too small: UMAP needs at least {MIN_SAMPLES} samples")
+        raise UsageError(f"--n {n} is too small: UMAP needs at least {MIN_SAMPLES} samples")
     if colour == "predicted" and classifier_path is None:
-        raise MadvaeError("colour predicted needs a classifier checkpoint (--classifier)")
+        raise UsageError("colour predicted needs a classifier checkpoint (--classifier)")
     attacked = [figure.space for figure in figures if figure.space in OVERPOWERED_SPACES]
     if overpowered and not attacked:
-        raise MadvaeError("--norm, --preset and --param set the Overpowered Attack: they apply to the overpowered "
+        raise UsageError("--norm, --preset and --param set the Overpowered Attack: they apply to the overpowered "
                           "spaces only", hint="add --space overpowered-latent or --space overpowered-output")
     attack_params = None
     if attacked:
         if classifier_path is None:
-            raise MadvaeError(f"space {attacked[0]} needs a classifier checkpoint (--classifier): the Overpowered "
+            raise UsageError(f"space {attacked[0]} needs a classifier checkpoint (--classifier): the Overpowered "
                               "Attack targets it")
         if field == "x_adv":
-            raise MadvaeError(f"space {attacked[0]} attacks the clean images: --field x_adv does not apply",
+            raise UsageError(f"space {attacked[0]} attacks the clean images: --field x_adv does not apply",
                               hint="drop --field")
         attack_params = overpowered_params(**(overpowered or {}))
     dev = resolve_device(device)
@@ -179,19 +179,19 @@ def plan_figures(spaces: list[str], vaes: list[str], *, out=None, out_dir=None) 
     figure (if asked) as DIR/input and, for every ``[NAME=]PATH`` in vaes and every other space,
     DIR/NAME_SPACE (NAME defaults to the checkpoint's file stem)."""
     if (out is None) == (out_dir is None):
-        raise MadvaeError("give exactly one of --out (one figure) and --out-dir (several figures)")
+        raise UsageError("give exactly one of --out (one figure) and --out-dir (several figures)")
     named = named_paths(vaes, "--vae")
     spaces = list(dict.fromkeys(spaces))
     if out is not None:
         if len(spaces) != 1 or len(named) > 1:
-            raise MadvaeError("--out writes one figure: give one --space and at most one --vae",
+            raise UsageError("--out writes one figure: give one --space and at most one --vae",
                               hint="use --out-dir for several figures")
         return [Figure(str(out), spaces[0], next(iter(named.values()), None))]
     through_vae = [space for space in spaces if space != "input"]
     if through_vae and not named:
-        raise MadvaeError(f"space {through_vae[0]} needs a VAE checkpoint (--vae)")
+        raise UsageError(f"space {through_vae[0]} needs a VAE checkpoint (--vae)")
     if named and not through_vae:
-        raise MadvaeError("--vae is not used in space input (the images themselves are embedded)",
+        raise UsageError("--vae is not used in space input (the images themselves are embedded)",
                           hint="add --space latent or --space output")
     folder = Path(out_dir)
     figures = [Figure(str(folder / "input"))] if "input" in spaces else []
@@ -204,9 +204,9 @@ def _check_figure(figure: Figure) -> None:
     if figure.space not in SPACES:
         raise MadvaeError(f"unknown space {figure.space!r}", hint=f"choose one of {', '.join(SPACES)}")
     if figure.space != "input" and figure.vae_path is None:
-        raise MadvaeError(f"space {figure.space} needs a VAE checkpoint (--vae)")
+        raise UsageError(f"space {figure.space} needs a VAE checkpoint (--vae)")
     if figure.space == "input" and figure.vae_path is not None:
-        raise MadvaeError("--vae is not used in space input (the images themselves are embedded)",
+        raise UsageError("--vae is not used in space input (the images themselves are embedded)",
                           hint="use --space latent or output to embed through the VAE")
 
 

@@ -1,8 +1,20 @@
-"""One exception type for every problem a user can fix; the CLI prints it as one line."""
+"""One exception type for every problem a user can fix; the CLI prints it as one line and exits with the kind's
+code, so that scripts can tell them apart (README, "Exit codes"):
+
+    0   done
+    1   a failure madvae did not foresee (a bug, out of memory): Python's traceback
+    2   usage: the command line asks for what cannot be (the parser's own errors too)
+    65  bad input (EX_DATAERR): a file or value given is missing, malformed, of the wrong kind or inconsistent
+    74  cannot write (EX_IOERR): disk full, read-only or not permitted; nothing was written
+    75  interrupted (EX_TEMPFAIL): stopped on request after saving its resume state; run it again
+"""
 
 
 class MadvaeError(Exception):
-    """A user-facing error: the message names the file (if any), the problem, and what to do."""
+    """A user-facing error: the message names the file (if any), the problem, and what to do. By default the
+    input is at fault."""
+
+    EXIT_CODE = 65
 
     def __init__(self, message: str, path=None, hint: str | None = None):
         self.path = str(path) if path is not None else None
@@ -15,8 +27,15 @@ class MadvaeError(Exception):
 
 
 class UsageError(MadvaeError):
-    """The command line asks for something that cannot be (an option the mode does not read, a missing one):
-    exit code 2, as the parser's own usage errors, apart from bad input files."""
+    """The command line asks for something that cannot be (an option the mode does not read, a missing one)."""
+
+    EXIT_CODE = 2
+
+
+class WriteError(MadvaeError):
+    """An output could not be written (no space, read-only, permissions); the inputs were fine."""
+
+    EXIT_CODE = 74
 
 
 class Interrupted(MadvaeError):

@@ -12,7 +12,7 @@ from madvae.attacks import get_attack, resolve_params, run_attack
 from madvae.attacks.whitebox import ADVERTORCH_VERSION
 from madvae.defense import Target, load_classifier
 from madvae.data import SPLIT_PROVENANCE, describe_split, load_source
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.store import SetWriter, open_set
 from madvae.util import refuse_output_over_inputs, resolve_device, seed_everything, sha256_file, to_device
 
@@ -53,9 +53,9 @@ def make_adversarial_set(out, *, input_path, classifier_path, attack: str, prese
     spec = get_attack(attack, "stored")
     params = resolve_params(attack, preset, overrides, quick)
     if batch_size < 1:
-        raise MadvaeError("--batch-size must be at least 1")
+        raise UsageError("--batch-size must be at least 1")
     if limit is not None and limit < 1:
-        raise MadvaeError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     dev = resolve_device(device)
     model, checkpoint = load_classifier(classifier_path, dev, frozen=True)  # gradients for the input only
     target = Target(model)

@@ -1,4 +1,4 @@
-"""`madvae inspect`: a human summary of a set or a checkpoint; an invalid file raises MadvaeError."""
+"""`madvae inspect`: a human summary of a set, a checkpoint or a result JSON; an invalid file raises MadvaeError."""
 from __future__ import annotations
 
 import json
@@ -23,7 +23,31 @@ def inspect_path(path) -> dict:
         head = handle.read(8)
     if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):  # a broken set is reported as a set
         return summarize_set(path)
+    if head.lstrip()[:1] == b"{" or path.suffix.lower() == ".json":
+        return summarize_result(path)
     return summarize_checkpoint(path)
+
+
+def summarize_result(path) -> dict:
+    """A `madvae attack` result: what was attacked, through what, on how many images, and its numbers."""
+    from madvae.results import load_result
+
+    result = load_result(path, kind=None)
+    numbers = {group: values for group, values in result["metrics"].items()}
+    return {"type": "result", "path": str(path), "sha256": sha256_file(path), "kind": result["kind"],
+            "encoding": f"{result['encoding-type']} {result['encoding-version']}", "dataset": result["dataset"],
+            "split": result["split"], "n": result["n"], "attack": result["attack"],
+            "defense": result["defense"]["name"], "samples": result["defense"].get("samples", 0),
+            "seed": result.get("seed"), "quick": result.get("quick", False), "params": result.get("params", {}),
+            "creator_version": result.get("creator_version"), "metrics": numbers}
+
+
+def _metric_text(group: str, values) -> str:
+    if isinstance(values, dict) and "eps" in values:  # a curve
+        return f"{group} accuracy " + ", ".join(f"eps {e:g}: {a:.4f}" for e, a in zip(values["eps"], values["accuracy"]))
+    if isinstance(values, dict):
+        return f"{group} accuracy {values['accuracy']:.4f} agreement {values['agreement']:.4f}"
+    return f"{group} {values:.4f}" if isinstance(values, (int, float)) else f"{group} n/a"
 
 
 def summarize_set(path, batch_size: int = 2048) -> dict:
@@ -81,6 +105,16 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  created {summary['created']} by {summary['creator']}")
         for key, value in summary["provenance"].items():
             lines.append(f"  provenance {key}: {value}")
+    elif summary["type"] == "result":
+        defense = summary["defense"] + (f" ({summary['samples']} samples)" if summary["samples"] else "")
+        lines.append(f"{summary['path']}: madvae {summary['kind']} result ({summary['encoding']}), attack "
+                     f"{summary['attack']}{' (quick)' if summary['quick'] else ''}, defense {defense}")
+        seed = "unrecorded" if summary["seed"] is None else summary["seed"]
+        lines.append(f"  {summary['dataset']} {summary['split']}, n {summary['n']}, seed {seed}")
+        if summary["params"]:
+            lines.append(f"  params {json.dumps(summary['params'], sort_keys=True)}")
+        lines += [f"  {_metric_text(group, values)}" for group, values in summary["metrics"].items()]
+        lines.append(f"  written by madvae {summary['creator_version']}")
     else:
         lines.append(f"{summary['path']}: madvae {summary['kind']} checkpoint, arch {summary['arch']}, "
                      f"{summary['parameters']:,} parameters")

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.intervals import interval
 from madvae.paper_claims import CHECKS, STATUSES, check_claims, reading
 from madvae.report import METRICS, OVERPOWERED_ROWS, ResultTable, build_table, write_tables
@@ -67,7 +67,7 @@ def _is_value(value, factor) -> bool:
 def table_spec(reference: dict, kind: str) -> dict:
     if kind not in reference["tables"]:
         known = ", ".join(f"{k} ({s['paper_table']})" for k, s in reference["tables"].items())
-        raise MadvaeError(f"the paper has no table of kind {kind!r} to compare with", hint=f"--paper takes {known}")
+        raise UsageError(f"the paper has no table of kind {kind!r} to compare with", hint=f"--paper takes {known}")
     return reference["tables"][kind]
 
 
@@ -89,7 +89,7 @@ def compare(table: ResultTable, reference: dict | None = None) -> Comparison:
     reference = reference or load_reference()
     spec = table_spec(reference, table.kind)
     if (table.dataset, table.split) != (reference["dataset"], reference["split"]):
-        raise MadvaeError(f"--paper compares {reference['dataset']} {reference['split']} results only (the paper's "
+        raise UsageError(f"--paper compares {reference['dataset']} {reference['split']} results only (the paper's "
                           f"numbers are full-MNIST test numbers); these are {table.dataset} {table.split}",
                           hint=f"evaluate on `madvae gen --dataset {reference['dataset']} --split "
                                f"{reference['split']}` sets to compare")

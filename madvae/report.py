@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.attacks import ADAPTIVE_ATTACKS, STORED_ATTACKS
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.outcomes import defense_label, worst_case_rows
 from madvae.registry import SUBSTITUTES, VARIANTS
 from madvae.results import load_result
@@ -111,7 +111,7 @@ def expand_paths(paths) -> list[Path]:
         else:
             files.append(path)
     if not files:
-        raise MadvaeError("no result files given")
+        raise UsageError("no result files given")
     return files
 
 
@@ -193,7 +193,7 @@ def _column_results(results: dict) -> dict:
 def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
     """Rows (attacks or substitutes) x No Attack, No Defense and one column per defense, per metric."""
     if kind not in ROW_KINDS:
-        raise MadvaeError(f"unknown table kind {kind!r}", hint=f"choose one of {', '.join(KINDS)}")
+        raise UsageError(f"unknown table kind {kind!r}", hint=f"choose one of {', '.join(KINDS)}")
     spec = ROW_KINDS[kind]
     results, stored = _load_all(result_paths, kind, also=("whitebox",) if kind == "adaptive" else ())
     first = next(iter(results.values()))
@@ -358,6 +358,6 @@ def write_tables(result_paths, out_dir, name: str | None = None, kind: str = "wh
     {metric or "markdown": path}, "table": table}."""
     name = name or kind
     if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise MadvaeError(f"--name {name!r} must be a plain file name stem")
+        raise UsageError(f"--name {name!r} must be a plain file name stem")
     table = table or build_table(result_paths, kind)
     return {"files": write_table_files(table, out_dir, name), "table": table}

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from madvae import __version__
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.schemas import RESULT, validate
 from madvae.util import atomic_output, read_json_file, sha256_file
 
@@ -69,6 +69,6 @@ def load_result(path, kind: str | None = "whitebox", also=()) -> dict:
     validate(result, RESULT, path)
     found = result["kind"]
     if kind is not None and found != kind and found not in also:
-        raise MadvaeError(f"a {found!r} result does not belong in the {kind} table", path,
+        raise UsageError(f"a {found!r} result does not belong in the {kind} table", path,
                           hint=f"pass --kind {found}")
     return result

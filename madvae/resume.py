@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from madvae.checkpoint import save_atomically
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 
 RESUME_FORMAT = "madvae.train-resume"
 # options that may change between an interrupted run and its --resume without changing the result
@@ -55,7 +55,7 @@ def check_same_run(state_path, saved: dict, current: dict):
     if changed:
         detail = ", ".join(f"{k} differs" if k.endswith("sha256") else f"{k} {saved.get(k)!r} -> {current.get(k)!r}"
                            for k in changed[:3])
-        raise MadvaeError(f"--resume with a different configuration ({detail})", state_path,
+        raise UsageError(f"--resume with a different configuration ({detail})", state_path,
                           "rerun with the original options, or delete the resume state to start over")
 
 

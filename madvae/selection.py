@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from madvae.checkpoint import load_checkpoint
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.registry import SWEEP_OPTIONS
 from madvae.report import DEFENSE_ORDER, _same, expand_paths
 from madvae.table_files import markdown_text
@@ -177,7 +177,7 @@ def _rows(record: dict) -> tuple[list[str], list[list[str]]]:
 def write_selection(result_paths, out_dir, name: str = "selection", criterion: str = "mean-accuracy") -> dict:
     """Write {name}.csv, {name}.md and {name}.json (the winners, read by install_selected) into out_dir."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise MadvaeError(f"--name {name!r} must be a plain file name stem")
+        raise UsageError(f"--name {name!r} must be a plain file name stem")
     record = select(result_paths, criterion)
     out_dir = Path(out_dir)
     header, rows = _rows(record)

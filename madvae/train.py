@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.defense import load_classifier
-from madvae.errors import Interrupted, MadvaeError
+from madvae.errors import Interrupted, MadvaeError, UsageError
 from madvae.losses import TERMS, LossWeights, init_centres, total_loss
 from madvae.registry import DEFAULT_EPOCHS, PRECISIONS, USES_CENTRES, USES_CLASSIFIER, VARIANTS
 from madvae.resume import TerminationRequest, load_state, resume_path_for, run_fingerprint, save_state
@@ -49,7 +49,7 @@ def load_vae(path, device="cpu") -> DefenseVAE:
 
 def _open_sets(set_paths, loss):
     if not set_paths:
-        raise MadvaeError("no training set given", hint="pass one or more HDF5 sets")
+        raise UsageError("no training set given", hint="pass one or more HDF5 sets")
     readers = []
     try:
         for path in set_paths:
@@ -84,21 +84,21 @@ def _describe_set(path, sha256, reader) -> dict:
 def _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip, centre_lr_decay,
                    centre_lr_floor):
     if loss not in VARIANTS:
-        raise MadvaeError(f"unknown loss {loss!r}", hint=f"choose one of {', '.join(VARIANTS)}")
+        raise UsageError(f"unknown loss {loss!r}", hint=f"choose one of {', '.join(VARIANTS)}")
     if loss in USES_CLASSIFIER and classifier_path is None:
-        raise MadvaeError(f"the {loss} loss needs a frozen classifier", hint="pass --classifier CHECKPOINT")
+        raise UsageError(f"the {loss} loss needs a frozen classifier", hint="pass --classifier CHECKPOINT")
     if loss not in USES_CLASSIFIER and classifier_path is not None:
-        raise MadvaeError(f"the {loss} loss does not use a classifier; --classifier applies to "
+        raise UsageError(f"the {loss} loss does not use a classifier; --classifier applies to "
                           f"{' and '.join(USES_CLASSIFIER)} only")
     numbers = {"lr": lr, "lr decay": lr_decay, "lr floor": lr_floor, "clip": clip, "centre lr decay": centre_lr_decay,
                "centre lr floor": centre_lr_floor}
     bad = [f"{name} {value}" for name, value in numbers.items() if not math.isfinite(value)]
     if bad:  # NaN slips through every comparison below, and an infinite rate trains a model of NaNs
-        raise MadvaeError(f"{', '.join(bad)}: every rate and factor must be a finite number")
+        raise UsageError(f"{', '.join(bad)}: every rate and factor must be a finite number")
     if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 < lr_decay <= 1 or lr_floor < 0 or not clip > 0:
-        raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0, 0 < lr decay <= 1, lr floor >= 0, clip > 0")
+        raise UsageError("need epochs >= 1, batch size >= 1, lr > 0, 0 < lr decay <= 1, lr floor >= 0, clip > 0")
     if not 0 < centre_lr_decay <= 1 or centre_lr_floor < 0:
-        raise MadvaeError("need 0 < centre lr decay <= 1 and centre lr floor >= 0")
+        raise UsageError("need 0 < centre lr decay <= 1 and centre lr floor >= 0")
 
 
 def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | None = None, batch_size: int = 512,
@@ -124,19 +124,19 @@ def train_vae(set_paths, out, *, loss: str, classifier_path=None, epochs: int | 
     _check_options(loss, classifier_path, epochs, batch_size, lr, lr_decay, lr_floor, clip, centre_lr_decay,
                    centre_lr_floor)
     if pairs_per_epoch is not None and pairs_per_epoch < 1:
-        raise MadvaeError(f"pairs per epoch {pairs_per_epoch}: need at least 1 (or none for every pair)")
+        raise UsageError(f"pairs per epoch {pairs_per_epoch}: need at least 1 (or none for every pair)")
     if precision not in PRECISIONS:
-        raise MadvaeError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
     if out.is_dir():
-        raise MadvaeError("is a folder; --out names the checkpoint file to write", out)
+        raise UsageError("is a folder; --out names the checkpoint file to write", out)
     state_path = resume_path_for(out)
     if state_path.exists() and not resume:
-        raise MadvaeError("an interrupted run left its resume state here", state_path,
+        raise UsageError("an interrupted run left its resume state here", state_path,
                           "pass --resume to continue it, or delete the file to start over")
     weights = LossWeights(alpha=alpha, sigma=sigma, beta=beta, gamma=gamma)
     bad = [f"{name} {value}" for name, value in weights.as_dict().items() if not (math.isfinite(value) and value >= 0)]
     if bad:
-        raise MadvaeError(f"loss weight {', '.join(bad)}: weights must be finite numbers >= 0")
+        raise UsageError(f"loss weight {', '.join(bad)}: weights must be finite numbers >= 0")
     dev = resolve_device(device)
     readers = _open_sets(set_paths, loss)
     try:
@@ -202,7 +202,7 @@ def _run(readers, state_path, config, fingerprint, weights, classifier, dev, res
         history, start = json.loads(state["history"]), state["epoch"]
         skip, partial = state.get("batch", 0), json.loads(state.get("partial", "{}"))
         if start > config["epochs"]:
-            raise MadvaeError(f"the resume state is already at epoch {start}, beyond --epochs {config['epochs']}",
+            raise UsageError(f"the resume state is already at epoch {start}, beyond --epochs {config['epochs']}",
                               state_path)
         torch.set_rng_state(state["rng"])
         if dev.type == "cuda" and state.get("cuda_rng") is not None:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from madvae.checkpoint import save_checkpoint
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.defense import predict_labels
 from madvae.models import build, place
 from madvae.store import open_set
@@ -30,7 +30,7 @@ def train_classifier(train_path, out, *, test_path=None, arch: str = "magnet", e
     batch_size = batch_size or defaults["batch_size"]
     lr_decay = defaults["lr_decay"] if lr_decay is None else lr_decay
     if not (math.isfinite(lr) and math.isfinite(lr_decay)):
-        raise MadvaeError(f"lr {lr} and lr decay {lr_decay} must be finite numbers")
+        raise UsageError(f"lr {lr} and lr decay {lr_decay} must be finite numbers")
     if epochs < 1 or batch_size < 1 or not lr > 0 or not 0 < lr_decay <= 1:
         raise MadvaeError("need epochs >= 1, batch size >= 1, lr > 0 and 0 < lr decay <= 1")
     dev = resolve_device(device)

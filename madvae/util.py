@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError, WriteError
 from madvae.schemas import parse_json
 
 
@@ -49,7 +49,7 @@ def refuse_output_over_inputs(outputs, inputs) -> None:
             continue
         for in_what, path in given.items():
             if os.path.realpath(out) == os.path.realpath(path) or identity(out) == identity(path):
-                raise MadvaeError(f"{out_what} {out} is the {in_what} {path}: writing it would destroy the input",
+                raise UsageError(f"{out_what} {out} is the {in_what} {path}: writing it would destroy the input",
                                   out, "write the output to another file")
 
 
@@ -201,13 +201,13 @@ def prepare_output(path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise MadvaeError(f"cannot create folder: {exc.strerror or exc}", path.parent) from exc
+        raise WriteError(f"cannot create folder: {exc.strerror or exc}", path.parent) from exc
     remove_stale_temporaries(path)
     tmp = temp_path_for(path)
     try:
         fd = _hold_lock(lock_path_for(tmp))
     except BlockingIOError:
-        raise MadvaeError("another process is writing this output under the same temporary name (same host name "
+        raise WriteError("another process is writing this output under the same temporary name (same host name "
                           "and PID: another container?)", path, "write each output from one job") from None
     except OSError as exc:
         raise write_error(exc, path) from exc
@@ -253,7 +253,7 @@ def write_error(exc: Exception, path) -> MadvaeError:
     names the hidden temporary file)."""
     code = system_errno(exc)
     reason = os.strerror(code) if code else " ".join(str(getattr(exc, "strerror", None) or exc).split())
-    return MadvaeError(f"cannot write: {reason}", path, "check free space and permissions; nothing was written")
+    return WriteError(f"cannot write: {reason}", path, "check free space and permissions; nothing was written")
 
 
 @contextlib.contextmanager
@@ -283,12 +283,12 @@ def named_paths(items, option: str = "--vae") -> dict[str, str]:
         name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
         name = name or Path(path).stem
         if not name or not path:
-            raise MadvaeError(f"{option} {item!r}: expected PATH or NAME=PATH")
+            raise UsageError(f"{option} {item!r}: expected PATH or NAME=PATH")
         if not NAME_PATTERN.fullmatch(name):  # names become file names: '../x' or 'a/b' would leave the folder
-            raise MadvaeError(f"{option} name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
+            raise UsageError(f"{option} name {name!r} must be letters, digits, '.', '_' or '-', starting with a "
                               "letter or digit", hint="name it NAME=PATH")
         if name in named:
-            raise MadvaeError(f"{option} name {name!r} is given twice; name them NAME=PATH")
+            raise UsageError(f"{option} name {name!r} is given twice; name them NAME=PATH")
         named[name] = path
     return named
 
@@ -297,9 +297,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise MadvaeError("--device cuda asked for, but torch sees no CUDA device", hint="use --device cpu or auto")
+        raise UsageError("--device cuda asked for, but torch sees no CUDA device", hint="use --device cpu or auto")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise MadvaeError(f"unknown device {name!r}", hint="use auto, cpu, cuda or cuda:N")
+        raise UsageError(f"unknown device {name!r}", hint="use auto, cpu, cuda or cuda:N")
     return torch.device(name)
 
 

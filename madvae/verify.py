@@ -108,6 +108,6 @@ def format_checks(summaries: list[dict], checks: list[Check]) -> str:
             lines.append(f"unchecked {check.artifact}: {ref.role} sha256 {ref.sha256[:16]}... not given{where}")
     mismatches = sum(check.status == "mismatch" for check in checks)
     missing = sum(check.status == "missing" for check in checks)
-    lines.append(f"{len(summaries)} files intact; {len(checks) - mismatches - missing} links verified, "
+    lines.append(f"{len(summaries)} file{'' if len(summaries) == 1 else 's'} intact; {len(checks) - mismatches - missing} links verified, "
                  f"{mismatches} mismatched, {missing} unchecked (give those files to check them)")
     return "\n".join(lines)

@@ -77,17 +77,17 @@ def test_embed_writes_coordinates_and_figure_in_every_space(files):
 def test_embed_rejects_missing_or_wrong_inputs_with_one_line(files):
     folder, paths, _ = files
     out = str(folder / "bad")
-    cases = [
-        (["--space", "latent"], "needs a VAE checkpoint (--vae)"),
-        (["--colour", "predicted"], "needs a classifier checkpoint (--classifier)"),
-        (["--space", "output", "--vae", str(paths["classifier"])], "a vae is expected here"),
-        (["--field", "x_adv", "--set-clean"], "has no x_adv"),
+    cases = [  # (arguments, message, exit code: 2 a missing option, 65 a wrong file)
+        (["--space", "latent"], "needs a VAE checkpoint (--vae)", 2),
+        (["--colour", "predicted"], "needs a classifier checkpoint (--classifier)", 2),
+        (["--space", "output", "--vae", str(paths["classifier"])], "a vae is expected here", 65),
+        (["--field", "x_adv", "--set-clean"], "has no x_adv", 65),
     ]
-    for extra, message in cases:
+    for extra, message, code in cases:
         set_path = paths["clean"] if "--set-clean" in extra else paths["adv"]
         args = ["embed", str(set_path), "--out", out, "--device", "cpu", *[a for a in extra if a != "--set-clean"]]
         result = runner.invoke(app, args)
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == code, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("madvae: error:") and message in lines[0], result.output
     assert not list(folder.glob("bad*"))

@@ -44,7 +44,7 @@ def test_samples_need_an_adversarial_set_and_a_classifier(tmp_path, random_class
     clean = write_set(tmp_path / "clean.h5", x, y, dataset="mnist-5k", split="test", attack="none")
     done = runner.invoke(app, ["report", "--kind", "samples", str(clean), "--classifier", str(random_classifier),
                                "--out-dir", str(tmp_path / "fig")])
-    assert done.exit_code == 2 and "sample grids need an adversarial set" in done.stderr
+    assert done.exit_code == 65 and "sample grids need an adversarial set" in done.stderr
     done = runner.invoke(app, ["report", "--kind", "samples", str(_adv_set(tmp_path / "adv.h5")),
                                "--out-dir", str(tmp_path / "fig")])
     assert done.exit_code == 2 and "--classifier" in done.stderr
@@ -66,4 +66,4 @@ def test_curves_from_training_logs(tmp_path):
     bad = tmp_path / "notalog.csv"
     bad.write_text("a,b\n1,2\n")
     done = runner.invoke(app, ["report", "--kind", "curves", str(bad), "--out-dir", str(tmp_path / "fig2")])
-    assert done.exit_code == 2 and str(bad) in done.stderr and "not a madvae training log" in done.stderr
+    assert done.exit_code == 65 and str(bad) in done.stderr and "not a madvae training log" in done.stderr

@@ -74,8 +74,7 @@ def test_the_library_refuses_a_request_away_from_a_default_its_mode_does_not_rea
 
 @pytest.mark.parametrize("kind, option, value", [
     ("whitebox", "--classifier", "c.pt"), ("whitebox", "--vae", "v.pt"), ("adaptive", "--device", "cpu"),
-    ("whitebox", "--criterion", "min-accuracy"), ("adaptive", "--paper", None), ("security", "--paper", None),
-    ("samples", "--criterion", "min-accuracy")])
+    ("whitebox", "--criterion", "min-accuracy"), ("samples", "--criterion", "min-accuracy")])
 def test_report_refuses_an_option_its_kind_does_not_read(tmp_path, kind, option, value):
     outcome = runner.invoke(app, ["report", str(tmp_path), "--out-dir", str(tmp_path / "t"), "--kind", kind, option]
                             + ([] if value is None else [value]))
@@ -84,13 +83,21 @@ def test_report_refuses_an_option_its_kind_does_not_read(tmp_path, kind, option,
     assert not (tmp_path / "t").exists()
 
 
-@pytest.mark.parametrize("args, stray", [
-    (["--norm", "2.0"], "--norm"), (["--preset", "paper"], "--preset"), (["--param", "steps=3"], "--param"),
-    (["--classifier", "c.pt"], "--classifier")])
-def test_embed_refuses_attack_options_without_an_overpowered_space(tmp_path, args, stray):
+@pytest.mark.parametrize("args, message", [
+    (["--norm", "2.0"], "apply to the overpowered spaces only"), (["--preset", "quick"], "apply to the overpowered"),
+    (["--param", "steps=3"], "apply to the overpowered"),
+    (["--classifier", "c.pt"], "--classifier does not apply to --space input with --colour true")])
+def test_embed_refuses_attack_options_without_an_overpowered_space(tmp_path, args, message):
     outcome = runner.invoke(app, ["embed", str(tmp_path / "s.h5"), "--out", str(tmp_path / "e"), *args])
     assert outcome.exit_code == 2, outcome.output
-    assert f"{stray} does not apply to --space input with --colour true" in outcome.output
+    assert message in outcome.output and len(outcome.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["adaptive", "security", "samples"])
+def test_report_refuses_paper_for_a_kind_the_paper_has_no_table_of(tmp_path, kind):
+    outcome = runner.invoke(app, ["report", str(tmp_path), "--out-dir", str(tmp_path / "t"), "--kind", kind,
+                                  "--paper"])
+    assert outcome.exit_code == 2 and f"the paper has no table of kind '{kind}'" in outcome.output
 
 
 def test_embed_takes_the_classifier_for_predicted_colours(tmp_path):

@@ -97,7 +97,7 @@ def test_folder_argument_via_cli(results_dir, tmp_path):
 def test_mixed_datasets_fail_with_one_line_naming_files(results_dir, tmp_path):
     odd = write(results_dir, "fashion.json", result("cw", "vanilla", defended=(0.5, 0.5), dataset="fashion-mnist"))
     outcome = runner.invoke(app, ["report", str(results_dir), "--out-dir", str(tmp_path / "o")])
-    assert outcome.exit_code == 2
+    assert outcome.exit_code == 65
     lines = outcome.output.strip().splitlines()
     assert len(lines) == 1 and "different datasets" in lines[0] and str(odd) in lines[0], outcome.output
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

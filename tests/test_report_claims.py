@@ -101,7 +101,7 @@ def test_quick_and_full_results_of_one_attack_in_one_row_are_refused(tmp_path):
                                                           params={"nb_iter": 40}, defended=[1] * N))]
     outcome = runner.invoke(app, ["report", *map(str, files), "--kind", "adaptive", "--out-dir", str(tmp_path / "o")])
     lines = outcome.output.strip().splitlines()
-    assert outcome.exit_code == 2 and len(lines) == 1, outcome.output
+    assert outcome.exit_code == 65 and len(lines) == 1, outcome.output
     assert "different attack settings" in lines[0] and "nb_iter 5 vs 40" in lines[0]
     assert not (tmp_path / "o").exists()
 

@@ -136,7 +136,7 @@ def test_bad_results_are_refused_with_one_line_naming_the_file(grid, tmp_path, c
     folder, paths = grid
     _edit(paths[0], change)
     done = runner.invoke(app, ["report", *map(str, paths), "--kind", "selection", "--out-dir", str(tmp_path / "t")])
-    assert done.exit_code == 2 and message in done.output, done.output
+    assert done.exit_code == 65 and message in done.output, done.output
     assert len(done.output.strip().splitlines()) == 1 and "Traceback" not in done.output
     assert not (tmp_path / "t").exists()  # nothing written
 

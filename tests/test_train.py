@@ -120,9 +120,10 @@ def test_killed_run_resumes_bit_identically(tmp_path):
 
 
 
-def _fails_cleanly(args, out, *needles):
+def _fails_cleanly(args, out, *needles, code=65):
+    """One line on stderr and the exit code: 65 for a bad input file, 2 for a usage error (madvae.errors)."""
     result = runner.invoke(app, ["train", *map(str, args), "--out", str(out), "--device", "cpu", "--no-progress"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == code, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("madvae: error: ")
     for needle in needles:
         assert needle in result.stderr
@@ -145,7 +146,7 @@ def test_classifier_checkpoint_given_as_vae(tmp_path):
 
 
 def test_classification_loss_without_classifier(adv_set, tmp_path):
-    _fails_cleanly([adv_set, "--loss", "classification"], tmp_path / "o.pt", "--classifier")
+    _fails_cleanly([adv_set, "--loss", "classification"], tmp_path / "o.pt", "--classifier", code=2)
 
 
 def test_mixed_datasets_name_both_files(adv_set, tmp_path):
@@ -159,7 +160,7 @@ def test_clean_set_needs_identity_loss(tmp_path):
 
 
 def test_no_set_given(tmp_path):
-    _fails_cleanly([], tmp_path / "o.pt", "no training set")
+    _fails_cleanly([], tmp_path / "o.pt", "no training set", code=2)
 
 
 def test_a_test_split_set_is_refused(adv_set, tmp_path):

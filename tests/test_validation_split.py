@@ -104,7 +104,7 @@ def test_training_files_too_small_for_val_are_one_line(tmp_path):
         load_source("mnist", "train", root=root)
     out = tmp_path / "val.h5"
     result = invoke("gen", "--attack", "none", "--dataset", "mnist", "--root", root, "--split", "val", "--out", out)
-    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.exit_code == 65 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert str(root) in result.stderr and not out.exists()
 
 
@@ -160,6 +160,6 @@ def test_attack_on_a_val_set_records_the_split_and_the_report_names_it(val_sets,
     mixed = tmp_path / "mixed"
     result = invoke("report", val_json, test_json, "--out-dir", mixed)
     lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1, result.stderr
+    assert result.exit_code == 65 and len(lines) == 1, result.stderr
     assert "different splits" in lines[0] and f"val: {val_json}" in lines[0] and f"test: {test_json}" in lines[0]
     assert not mixed.exists() or not list(mixed.iterdir())

@@ -76,7 +76,7 @@ def test_a_corrupted_set_fails_with_one_line(chain, tmp_path):
     data[offset + 100] ^= 0xFF  # inside the first compressed chunk of adversarial images
     broken.write_bytes(bytes(data))
     result = verify(broken)
-    assert result.exit_code == 2
+    assert result.exit_code == 65
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("madvae: error:") and str(broken) in lines[0], result.output
 
@@ -85,4 +85,4 @@ def test_a_foreign_json_is_refused(tmp_path):
     path = tmp_path / "other.json"
     path.write_text('{"hello": 1}')
     result = verify(path)
-    assert result.exit_code == 2 and "not a madvae result" in result.output
+    assert result.exit_code == 65 and "not a madvae result" in result.output

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from madvae.errors import MadvaeError
+from madvae.errors import UsageError
 
 KINDS = {
     "stored": "defense-unaware: crafted on the classifier alone, stored in sets by `madvae gen` (Table 1)",
@@ -199,7 +199,7 @@ def get_attack(name: str, kind: str | None = None) -> AttackSpec:
     registry = ATTACKS if kind is None else {n: s for n, s in ATTACKS.items() if s.kind == kind}
     if name not in registry:
         what = "attack" if kind is None else f"{kind} attack"
-        raise MadvaeError(f"unknown {what} {name!r}", hint=f"choose one of {', '.join(registry)}")
+        raise UsageError(f"unknown {what} {name!r}", hint=f"choose one of {', '.join(registry)}")
     return registry[name]
 
 
@@ -216,7 +216,7 @@ def _convert(name: str, raw, kind):
             raise ValueError(text)
         return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
     except (TypeError, ValueError):
-        raise MadvaeError(f"--param {name}={raw} is not {_KIND_NAMES[kind]}") from None
+        raise UsageError(f"--param {name}={raw} is not {_KIND_NAMES[kind]}") from None
 
 
 def checked_params(what: str, params: dict, overrides=None, checks=None) -> dict:
@@ -228,19 +228,19 @@ def checked_params(what: str, params: dict, overrides=None, checks=None) -> dict
     for item in overrides.items() if isinstance(overrides, dict) else overrides or []:
         if isinstance(item, str):
             if "=" not in item:
-                raise MadvaeError(f"--param {item!r} is not of the form name=value")
+                raise UsageError(f"--param {item!r} is not of the form name=value")
             item = [part.strip() for part in item.split("=", 1)]
         name, raw = item
         if name not in params:
-            raise MadvaeError(f"{what} has no parameter {name!r}", hint=f"its parameters are {', '.join(sorted(params))}")
+            raise UsageError(f"{what} has no parameter {name!r}", hint=f"its parameters are {', '.join(sorted(params))}")
         params[name] = raw
     for name, value in params.items():
         kind, check, allowed = table[name]
         value = _convert(name, value, kind)
         if kind is float and value != value:
-            raise MadvaeError(f"parameter {name} is NaN, out of range ({allowed})")
+            raise UsageError(f"parameter {name} is NaN, out of range ({allowed})")
         if not check(value):
-            raise MadvaeError(f"parameter {name}={value} is out of range ({allowed})")
+            raise UsageError(f"parameter {name}={value} is out of range ({allowed})")
         params[name] = list(value) if kind is _floats else value
     return params
 
@@ -250,11 +250,11 @@ def resolve_params(name: str | Settings, preset: str = "test", overrides=None, q
     attack or a Settings (SUBSTITUTE_TRAINING)."""
     spec = name if isinstance(name, Settings) else get_attack(name)
     if preset not in spec.presets:
-        raise MadvaeError(f"{spec.name} has no preset {preset!r}", hint=f"choose one of {', '.join(spec.presets)}")
+        raise UsageError(f"{spec.name} has no preset {preset!r}", hint=f"choose one of {', '.join(spec.presets)}")
     what = f"attack {spec.name!r}" if isinstance(spec, AttackSpec) else spec.name
     params = checked_params(what, {**spec.presets[preset], **(spec.quick if quick else {})}, overrides, spec.checks)
     if spec.name == "rfgsm" and params["alpha"] >= params["eps"]:
-        raise MadvaeError(f"rfgsm needs alpha < eps (got alpha={params['alpha']}, eps={params['eps']})")
+        raise UsageError(f"rfgsm needs alpha < eps (got alpha={params['alpha']}, eps={params['eps']})")
     return params
 
 

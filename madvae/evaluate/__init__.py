@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from madvae.attacks import ADAPTIVE_ATTACKS
-from madvae.errors import MadvaeError, UsageError
+from madvae.errors import UsageError
 
 
 @dataclass
@@ -73,7 +73,7 @@ def _blackbox_paper(request: Request) -> dict:
     from madvae.evaluate.blackbox import evaluate_blackbox_paper
 
     if request.substitute is None:
-        raise MadvaeError("--mode blackbox-paper needs --substitute (a classifier checkpoint of arch A-E)")
+        raise UsageError("--mode blackbox-paper needs --substitute (a classifier checkpoint of arch A-E)")
     return evaluate_blackbox_paper(request.set_path, request.substitute, request.out, vae_path=request.vae,
                                    defense_name=request.defense_name, batch_size=request.batch_size or 500,
                                    params=request.params, **request.common())
@@ -92,7 +92,7 @@ def _overpowered(request: Request) -> dict:
     from madvae.evaluate.overpowered import evaluate_overpowered
 
     if request.vae is None:
-        raise MadvaeError("--mode overpowered attacks a VAE's latent space: give --vae")
+        raise UsageError("--mode overpowered attacks a VAE's latent space: give --vae")
     return evaluate_overpowered(request.set_path, request.classifier, request.out, vae_path=request.vae,
                                 defense_name=request.defense_name, preset=request.preset, figure=request.figure,
                                 batch_size=request.batch_size or 100, params=request.params, **request.common())
@@ -140,7 +140,7 @@ def refuse_stray_options(mode: str, request: Request) -> None:
 def evaluate(mode: str, request: Request) -> dict:
     """Run one evaluation mode; returns the result it wrote to ``request.out``."""
     if mode not in MODES:
-        raise MadvaeError(f"unknown evaluation mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
+        raise UsageError(f"unknown evaluation mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
     refuse_stray_options(mode, request)
     if MODES[mode].needs_classifier and request.classifier is None:
         raise UsageError(f"--mode {mode} needs --classifier")

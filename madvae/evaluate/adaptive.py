@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from madvae.attacks import ADAPTIVE_ATTACKS, get_attack, resolve_params, run_attack
 from madvae.defense import load_evaluation
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.outcomes import scored
 from madvae.results import result_header, write_result
 from madvae.store import open_set
@@ -27,7 +27,7 @@ def checked_request(attack: str, params, quick: bool, samples: int, vae_path, ba
     spec = get_attack(attack, "adaptive")
     resolved = resolve_params(attack, "test", params, quick)
     if samples < 0:
-        raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
+        raise UsageError("--samples must be 0 (posterior mean) or a positive count")
     if spec.decoding == "sampled" and vae_path is not None and samples < 1:
         raise MadvaeError(f"{attack} attacks the stochastic defense: give samples >= 1",
                           hint="samples=0 is the deterministic posterior-mean defense; attack it with pgd-e2e")
@@ -35,12 +35,12 @@ def checked_request(attack: str, params, quick: bool, samples: int, vae_path, ba
         # the attack's gradient goes through the posterior-mean decoding: scoring a K-sample defense instead would
         # report one defense's accuracy under an attack on another
         stochastic = ", ".join(name for name, other in ADAPTIVE_ATTACKS.items() if other.decoding != "mean")
-        raise MadvaeError(f"{attack} attacks the posterior-mean defense; --samples {samples} (a {samples}-sample "
+        raise UsageError(f"{attack} attacks the posterior-mean defense; --samples {samples} (a {samples}-sample "
                           f"defense) is attacked with --mode {stochastic}", hint="drop --samples, or use another mode")
     if batch_size < 1:
-        raise MadvaeError("--batch-size must be at least 1")
+        raise UsageError("--batch-size must be at least 1")
     if limit is not None and limit < 1:
-        raise MadvaeError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     return spec, resolved
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from madvae.defense import load_evaluation
-from madvae.errors import MadvaeError
+from madvae.errors import UsageError
 from madvae.evaluate.adaptive import attack_batches, checked_request
 from madvae.outcomes import metrics
 from madvae.results import result_header, write_result
@@ -26,10 +26,10 @@ def evaluate_curve(set_path, classifier_path, out, *, attack: str, eps_grid=EPS_
     predictions) of the pipeline: classifier(VAE(x_adv)), or the classifier alone without a VAE."""
     grid = [float(eps) for eps in eps_grid]
     if not grid or any(not 0 <= eps <= 1 for eps in grid) or grid != sorted(set(grid)):
-        raise MadvaeError(f"--eps-grid {','.join(map(str, grid)) or '(empty)'}: give ascending distinct numbers in "
+        raise UsageError(f"--eps-grid {','.join(map(str, grid)) or '(empty)'}: give ascending distinct numbers in "
                           "[0, 1]", hint="e.g. --eps-grid 0,0.1,0.2,0.3,0.4")
     if any(str(item).partition("=")[0].strip() == "eps" for item in (params or [])):
-        raise MadvaeError("--param eps does not apply with --eps-grid (the grid gives every eps)")
+        raise UsageError("--param eps does not apply with --eps-grid (the grid gives every eps)")
     _, resolved = checked_request(attack, params, quick, samples, vae_path, batch_size, limit)
     loaded = load_evaluation(classifier_path, vae_path, device=device, seed=seed, defense_name=defense_name,
                              samples=samples, evaluated_set=set_path)

@@ -15,7 +15,7 @@ from madvae.attacks import OVERPOWERED_PRESETS, resolve_params, run_attack
 from madvae.attacks.overpowered import (IMAGE_PIXELS, LAM_SCALINGS, OPTIMISER_DEFAULTS, STOPPING,
                                         THRESHOLD, l2_budget, noise_seeds)
 from madvae.defense import Target, load_evaluation
-from madvae.errors import MadvaeError
+from madvae.errors import MadvaeError, UsageError
 from madvae.results import result_header, write_result
 from madvae.store import open_set
 from madvae.util import atomic_output
@@ -33,7 +33,7 @@ def _resolve(preset: str, overrides: dict, limit, available: int, params=None) -
     resolved = resolve_params("overpowered", preset,
                               [(k, v) for k, v in overrides.items() if v is not None] + list(params or []))
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= available):
-        raise MadvaeError(f"--limit {limit!r} is out of range: the set holds {available} images",
+        raise UsageError(f"--limit {limit!r} is out of range: the set holds {available} images",
                           hint=f"give 1..{available}")
     n = limit if limit is not None else min(OVERPOWERED_PRESETS[preset]["n"], available)
     return {"preset": preset, **{key: resolved[key] for key in ("norms", "restarts", "steps", "noise_samples")},
@@ -67,7 +67,7 @@ def evaluate_overpowered(set_path, classifier_path, out, *, vae_path, defense_na
         raise MadvaeError("the overpowered attack needs a VAE: it attacks the decoder's latent space",
                           hint="give --vae PATH")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
+        raise UsageError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
     if lam_scaling not in LAM_SCALINGS:
         raise MadvaeError(f"unknown lam_scaling {lam_scaling!r}", hint=f"choose one of {', '.join(LAM_SCALINGS)}")
     optimiser = {**OPTIMISER_DEFAULTS, "lam_scaling": lam_scaling}
@@ -190,9 +190,9 @@ def overpowered_params(preset: str = "quick", norm: float = 1.0, restarts: int |
     validates them; a bad value is a MadvaeError."""
     for item in params or []:
         if str(item).partition("=")[0].strip() == "norms":
-            raise MadvaeError(f"--param {item!r} does not apply to madvae embed", hint="the norm is --norm")
+            raise UsageError(f"--param {item!r} does not apply to madvae embed", hint="the norm is --norm")
     if isinstance(norm, bool) or not isinstance(norm, (int, float)) or not 0 <= norm <= math.sqrt(IMAGE_PIXELS):
-        raise MadvaeError(f"--norm {norm!r} must be a number in [0, 28] (the L2 norm of the attack's noise)",
+        raise UsageError(f"--norm {norm!r} must be a number in [0, 28] (the L2 norm of the attack's noise)",
                           hint="the paper's figures use 1.0")
     params = _resolve(preset, {"norms": [norm], "restarts": restarts, "steps": steps,
                                "noise_samples": noise_samples}, None, 1, params)
@@ -215,7 +215,7 @@ def attack_latents(vae, classifier, x, y, *, params: dict, batch_size: int = 100
     norm), so the result is a function of the seed and not of ``batch_size``. ``bar``: a tqdm advanced by one
     per step of each batch (params["steps"] per batch: every image runs every step)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MadvaeError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
+        raise UsageError(f"--batch-size must be a whole number >= 1 (got {batch_size!r})")
     dev = next(vae.parameters()).device
     vae.eval()
     keys = ("z_before", "z_after", "output_before", "output_after", "l2", "met_budget", "predicted_before",

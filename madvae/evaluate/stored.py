@@ -4,7 +4,7 @@ from __future__ import annotations
 from tqdm import tqdm
 
 from madvae.defense import load_evaluation, predict_labels
-from madvae.errors import MadvaeError
+from madvae.errors import UsageError
 from madvae.outcomes import scored
 from madvae.results import result_header, write_result
 from madvae.store import open_set
@@ -14,7 +14,7 @@ def evaluate_set(set_path, classifier_path, out, *, vae_path=None, defense_name:
                  samples: int = 0, device: str = "auto", batch_size: int = 500, limit: int | None = None,
                  seed: int = 0, progress: bool = True) -> dict:
     if samples < 0:
-        raise MadvaeError("--samples must be 0 (posterior mean) or a positive count")
+        raise UsageError("--samples must be 0 (posterior mean) or a positive count")
     loaded = load_evaluation(classifier_path, vae_path, device=device, seed=seed, defense_name=defense_name,
                              samples=samples, evaluated_set=set_path)
     dev, classifier, purifier, defense = loaded.device, loaded.classifier, loaded.purifier, loaded.defense

@@ -123,6 +123,7 @@ class Case:
     build: Callable[[Env], tuple[list, list]]  # env -> (argv, needles the error line must contain)
     usage: bool = False  # rejected by the option parser: run through cli.main
     timeout: float = 120.0  # seconds; "fail fast" cases get 10
+    code: int | None = None  # the exit code (madvae.errors): 2 for usage cases, else 65 (bad input) unless given
 
 
 def registry():
@@ -221,7 +222,8 @@ def check_refused(name, spec: Case, env, monkeypatch, capsys) -> None:
     elapsed = time.monotonic() - started
 
     output = (out + err).strip()
-    assert code == 2, f"exit code {code}: {output}"
+    expected = spec.code or (2 if spec.usage else 65)
+    assert code == expected, f"exit code {code}, not {expected}: {output}"
     assert out.strip() == "", f"stdout should be empty: {out}"
     lines = output.splitlines()
     assert len(lines) == 1, output

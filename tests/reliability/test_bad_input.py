@@ -1,5 +1,5 @@
 """Malformed inputs across every command: each must end in ONE line `madvae: error: ...` naming the file and the
-problem, exit code 2, no traceback, and nothing written (no output, no hidden temp file, inputs untouched).
+problem, exit code 65 (bad input), no traceback, and nothing written (no output, no hidden temp file, inputs untouched).
 
 Each case builds its own bad input in a fresh folder and runs a command line that would succeed (and write its
 output) with the valid counterpart: `test_valid_counterparts_succeed` proves that for the command templates, so a

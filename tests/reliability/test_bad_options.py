@@ -1,5 +1,5 @@
 """Bad result JSONs given to `madvae report` and option values the commands refuse: one line `madvae: error: ...`,
-exit code 2, nothing written (the harness and its check are in tests/reliability/bad_input.py)."""
+exit code 2 (usage) or 65 (bad input), nothing written (the harness and its check are in tests/reliability/bad_input.py)."""
 from __future__ import annotations
 
 import json
@@ -74,24 +74,24 @@ def _(env):
     return embed_cmd(env, env.set("clean.h5"), extra=["--n", "0"]), ["--n", "greater than or equal to 1"]
 
 
-@case("gen-param-eps-5")
+@case("gen-param-eps-5", code=2)  # a usage error madvae finds (madvae.errors.UsageError)
 def _(env):
     return gen_fgsm(env, extra=["--param", "eps=5"]), ["eps=5", "out of range"]
 
 
-@case("gen-param-nb_iter-abc")
+@case("gen-param-nb_iter-abc", code=2)  # a usage error madvae finds (madvae.errors.UsageError)
 def _(env):
     argv = gen_fgsm(env, extra=["--param", "nb_iter=abc"])
     argv[argv.index("fgsm")] = "pgd"
     return argv, ["nb_iter=abc", "not a whole number"]
 
 
-@case("attack-param-on-stored-mode")
+@case("attack-param-on-stored-mode", code=2)  # a usage error madvae finds (madvae.errors.UsageError)
 def _(env):
     return attack_cmd(env, env.set("clean.h5"), extra=["--param", "eps=0.3"]), ["--param", "--mode stored"]
 
 
-@case("attack-overpowered-param-steps-abc")
+@case("attack-overpowered-param-steps-abc", code=2)  # a usage error madvae finds (madvae.errors.UsageError)
 def _(env):
     return (attack_cmd(env, env.set("clean.h5"), extra=["--mode", "overpowered", "--vae", env.vae(),
                                                          "--param", "steps=abc"]), ["steps=abc", "not a whole number"])

@@ -37,7 +37,7 @@ def test_a_compressed_entry_that_would_inflate_is_refused_unread(valid, tmp_path
         load_checkpoint(bomb)
     assert str(bomb) in str(info.value) and time.monotonic() - started < 5  # ... refused without inflating it
     outcome = CliRunner().invoke(app, ["inspect", str(bomb)])
-    assert outcome.exit_code == 2 and len(outcome.output.strip().splitlines()) == 1, outcome.output
+    assert outcome.exit_code == 65 and len(outcome.output.strip().splitlines()) == 1, outcome.output
 
 
 def test_declared_sizes_beyond_any_checkpoint_are_refused(valid, monkeypatch):

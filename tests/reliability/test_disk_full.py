@@ -1,5 +1,5 @@
 """A full disk while writing (simulated with a file-size limit, RLIMIT_FSIZE, and for real on a small tmpfs): one
-clear line, exit 2, no file under the output name, no temporary left, earlier outputs untouched, and no crash on
+clear line, exit 74, no file under the output name, no temporary left, earlier outputs untouched, and no crash on
 the way out."""
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def _digest(path):
 
 
 def _run_out_of_space(args, reason, **run):
-    """Run `madvae ARGS`; it must exit 2 with the one line `cannot write: REASON` for its --out (last arg)."""
+    """Run `madvae ARGS`; it must exit 74 (cannot write) with the one line `cannot write: REASON` for its --out."""
     done = subprocess.run([sys.executable, "-m", "madvae", *args], capture_output=True, text=True, timeout=300, **run)
-    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -11: no crash at exit
+    assert done.returncode == 74, (done.returncode, done.stderr[-2000:])  # not -11: no crash at exit
     out = args[args.index("--out") + 1]
     assert done.stderr.strip().splitlines() == [f"madvae: error: {out}: cannot write: {reason} (check free space "
                                                 "and permissions; nothing was written)"], done.stderr[-2000:]

@@ -76,7 +76,7 @@ def test_data_outside_the_file_or_the_format_is_refused(case, needle, tmp_path):
     assert str(path) in message and "x_clean" in message and "root:" not in message
     outcome = CliRunner().invoke(app, ["inspect", str(path)])
     lines = outcome.output.strip().splitlines()
-    assert outcome.exit_code == 2 and len(lines) == 1 and needle in lines[0], outcome.output
+    assert outcome.exit_code == 65 and len(lines) == 1 and needle in lines[0], outcome.output
 
 
 def test_the_format_own_chunks_are_accepted(tmp_path):

@@ -1,4 +1,4 @@
-"""Non-finite or impossible numbers are refused in one line (exit 2), never turned into a plausible result:
+"""Non-finite or impossible numbers are refused in one line (exit 2 for an option, 65 for a file), never turned into a plausible result:
 infinite or NaN rates and weights on the command line and in a config (NaN passes every JSON-schema bound),
 seeds outside 0 .. 2**63 - 1, absurd resolutions, and checkpoints whose weights hold NaN."""
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_nan_weights_are_refused(tmp_path, clean_test_set):
     outcome = CliRunner().invoke(app, ["attack", "--set", str(clean_test_set), "--classifier", str(broken),
                                        "--device", "cpu", "--out", str(tmp_path / "r.json")])
     line = one_line(outcome.output)
-    assert outcome.exit_code == 2 and "NaN or Inf" in line and str(broken) in line
+    assert outcome.exit_code == 65 and "NaN or Inf" in line and str(broken) in line
     assert not (tmp_path / "r.json").exists()
 
 

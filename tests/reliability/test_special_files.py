@@ -1,5 +1,5 @@
 """A FIFO or a device given where a set, a checkpoint or a result belongs is refused at once (a FIFO with no writer
-would block the command forever, /dev/zero never ends): one line, exit 2, nothing written. Each case runs the
+would block the command forever, /dev/zero never ends): one line, exit 65, nothing written. Each case runs the
 real console command in a subprocess with a time limit, so a regression shows as a failure, not a hung suite."""
 from __future__ import annotations
 
@@ -41,6 +41,6 @@ def test_special_files_are_refused_without_blocking(case, special, request, tmp_
                           case != "report" else [sys.executable, "-m", "madvae", *argv],
                           capture_output=True, text=True, timeout=120)
     lines = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert done.returncode == 65 and len(lines) == 1, done.stderr
     assert "not a regular file" in lines[0] and str(bad) in lines[0]
     assert not any(out.rglob("*")), list(out.rglob("*"))

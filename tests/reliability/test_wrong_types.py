@@ -1,6 +1,6 @@
 """Wrong-typed attributes and fields anywhere in a set, a checkpoint or a result JSON: arrays where scalars belong,
 strings where numbers belong, lists where objects belong, the string "false" as `complete`, NaN, nesting 100,000
-levels deep. Each is one line `madvae: error: FILE: attribute|field NAME: ...` with exit code 2 (no traceback, no
+levels deep. Each is one line `madvae: error: FILE: attribute|field NAME: ...` with exit code 65 (no traceback, no
 plausible number), and the file is left as it was."""
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def run(argv):
 
 def assert_one_line(outcome, path, *needles):
     output = (outcome.stdout + outcome.stderr).strip()
-    assert outcome.exit_code == 2, output
+    assert outcome.exit_code == 65, output
     lines = output.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"madvae: error: {path}: "), output
     for needle in needles:
