@@ -13,7 +13,8 @@ from pathlib import Path
 
 BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
 TABLES = (("whitebox.md", "Table 1 (white-box, defense-unaware)"), ("overpowered.md", "Table 3 (Overpowered Attack)"),
-          ("adaptive.md", "Adaptive attacks and the worst case"))
+          ("adaptive.md", "Adaptive attacks and the worst case"),
+          ("security.md", "Security-evaluation curves (accuracy against eps)"))
 
 
 def section(results: Path, commit: str, wall: str) -> str:

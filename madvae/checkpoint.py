@@ -1,4 +1,7 @@
-"""Checkpoints that load without running code: a dict of tensors and JSON strings, read with weights_only=True."""
+"""Checkpoints that load without running code. Written as safetensors (format_version 2): the weights as named
+tensors, every other field as a string in the header's metadata (config and meta as JSON), so any language reads
+them without madvae or pickle. Files of format_version 1 (torch's zip of tensors and JSON strings) still load,
+through torch.load(weights_only=True)."""
 from __future__ import annotations
 
 import io
@@ -18,14 +21,16 @@ from madvae.schemas import CHECKPOINT, decode_json_fields, validate
 from madvae.util import atomic_output, refuse_special_file, utc_now
 
 FORMAT = "madvae.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # safetensors; 1: torch.save's zip (read only)
 KINDS = ("classifier", "vae")
+# the header fields a safetensors checkpoint holds as metadata strings (the rest of the payload are its tensors)
+METADATA_FIELDS = ("format", "format_version", "kind", "arch", "creator_version", "created", "config", "meta")
 
 
 def save_checkpoint(path, *, kind: str, arch: str, model: torch.nn.Module, config: dict, meta: dict | None = None,
                     extra_tensors: dict | None = None) -> Path:
     """``config``: the resolved options that made it; ``meta``: results and provenance (JSON-able);
-    ``extra_tensors``: named tensors or state dicts beside the weights (loss centres, optimiser state)."""
+    ``extra_tensors``: named tensors beside the weights (loss centres)."""
     if kind not in KINDS:
         raise ValueError(kind)
     payload = {
@@ -36,8 +41,61 @@ def save_checkpoint(path, *, kind: str, arch: str, model: torch.nn.Module, confi
         "extra": extra_tensors or {},
     }
     validate(decode_json_fields(payload, CHECKPOINT, path), CHECKPOINT, path)  # a wrong field here is our bug
-    save_atomically(payload, path)
+    data = _to_safetensors(payload)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
     return Path(path)
+
+
+def _to_safetensors(payload: dict) -> bytes:
+    from safetensors.torch import save
+
+    tensors = {f"state_dict/{key}": tensor for key, tensor in payload["state_dict"].items()}
+    tensors |= {f"extra/{name}": tensor for name, tensor in payload["extra"].items()}  # loss centres
+    metadata = {field: str(payload[field]) for field in METADATA_FIELDS}
+    # safetensors stores each tensor once, contiguous and unshared
+    return save({name: tensor.detach().cpu().contiguous().clone() for name, tensor in tensors.items()}, metadata)
+
+
+def _is_safetensors(path) -> bool:
+    """An 8-byte little-endian header length, then the JSON header."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < Path(path).stat().st_size
+
+
+def _read_safetensors(path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    size = Path(path).stat().st_size
+    if size > MAX_CHECKPOINT_BYTES:
+        raise MadvaeError(f"checkpoint is {size} bytes, more than any madvae checkpoint holds "
+                          f"({MAX_CHECKPOINT_BYTES})", path)
+    data = Path(path).read_bytes()
+    try:
+        tensors = load(data)
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    except (SafetensorError, ValueError) as exc:
+        raise MadvaeError(f"not a readable checkpoint (damaged safetensors: {exc})", path) from exc
+    metadata = header.get("__metadata__") or {}
+    missing = [field for field in METADATA_FIELDS if field not in metadata]
+    if missing:
+        raise MadvaeError(f"not a madvae checkpoint (safetensors without {', '.join(missing)} in its metadata)", path)
+    try:
+        version = int(metadata["format_version"])
+    except ValueError as exc:
+        raise MadvaeError(f"not a madvae checkpoint (metadata format_version: {exc})", path) from exc
+    payload = {field: metadata[field] for field in METADATA_FIELDS} | {"format_version": version}
+    parts = {"state_dict": {}, "extra": {}}
+    for name, tensor in tensors.items():
+        group, _, key = name.partition("/")
+        if group not in parts or not key:
+            raise MadvaeError(f"not a madvae checkpoint (tensor {name!r} outside state_dict/ and extra/)", path)
+        parts[group][key] = tensor
+    payload |= parts
+    return payload
 
 
 def save_atomically(payload, path) -> None:
@@ -120,11 +178,19 @@ def _may_run_code(path) -> bool:
         return False
 
 
-def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | None = None) -> Checkpoint:
+def read_payload(path) -> dict:
+    """A checkpoint's fields and tensors as one dict (config and meta still JSON strings), from either format,
+    unvalidated; nothing in the file runs."""
     path = Path(path)
     refuse_special_file(path)
     if not path.is_file():
         raise MadvaeError("no such checkpoint file", path)
+    if _is_safetensors(path):
+        return _read_safetensors(path)
+    return _read_torch_zip(path)
+
+
+def _read_torch_zip(path) -> dict:
     _check_archive(path)
     try:
         # weights_only=True: a pickle that would import or call anything is refused, never run
@@ -138,9 +204,15 @@ def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | Non
                           "nothing from it was run", path, "only load checkpoints written by madvae") from exc
     except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as exc:
         raise MadvaeError("not a readable checkpoint (truncated or another format)", path) from exc
+    return payload
+
+
+def load_checkpoint(path, expect_kind: str | None = None, expect_arch: str | None = None) -> Checkpoint:
+    path = Path(path)
+    payload = read_payload(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MadvaeError(f"not a madvae checkpoint (format {payload.get('format') if isinstance(payload, dict) else type(payload).__name__!r})", path)
-    if payload.get("format_version") != FORMAT_VERSION:
+    if payload.get("format_version") not in (1, FORMAT_VERSION):
         raise MadvaeError(f"unsupported checkpoint format_version {payload.get('format_version')!r}", path)
     payload = decode_json_fields(payload, CHECKPOINT, path)
     validate(payload, CHECKPOINT, path)

@@ -56,3 +56,11 @@ PRECISIONS = ("fp32", "bf16")  # madvae train --precision (madvae.train)
 EMBED_SPACES = ("input", "latent", "output", "overpowered-latent", "overpowered-output")  # madvae.embed
 EMBED_COLOURS = ("true", "predicted")
 SET_FIELDS = ("x_adv", "x_clean")
+
+
+# each dataset's class names, by label (stored in every set as `class_names`, so that a reader without madvae can
+# name a label): MNIST's digits, Fashion-MNIST's ten items as its authors list them
+DIGITS = tuple(str(k) for k in range(10))
+CLASS_NAMES = {"mnist-5k": DIGITS, "mnist": DIGITS,
+               "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                                 "Bag", "Ankle boot")}

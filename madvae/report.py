@@ -228,7 +228,8 @@ def build_row_table(result_paths, kind: str = "whitebox") -> ResultTable:
         baseline = next((r for r in group.values() if r["defense"]["name"] == "none"), None)
         if baseline is None and not spec["per_defense_sets"]:
             baseline = next(iter(group.values()))
-        row = {"attack": _row_label(kind, label, group), "key": key}
+        row = {"attack": _row_label(kind, label, group), "key": key,
+               "preset": "; ".join(sorted({preset_name(r) for r in group.values()}))}
         if any(r.get("transfer") for r in group.values()):
             table.notes.append(f"{label} (transfer): its set was crafted on another classifier than the one "
                                "evaluated (source_classifier_sha256), so it is a transfer attack, not white-box.")
@@ -284,7 +285,7 @@ def _settings_notes(row_notes, columns, by_column, results) -> list[str]:
 
 def _add_clean_row(table: ResultTable, by_column: dict) -> None:
     """Table 1's last row: the clean digits through each defense, and the marks of the cells above it."""
-    row = {"attack": CLEAN_ROW, "key": "clean"}
+    row = {"attack": CLEAN_ROW, "key": "clean", "preset": "none (clean)"}
     for metric in METRICS:
         clean = table.rows[0][metric][0]
         cells = {"No Attack": clean, "No Defense": clean}
@@ -332,7 +333,7 @@ def build_overpowered_table(result_paths) -> ResultTable:
                        "under every norm" + (f" (norms {', '.join(map(str, norms))})" if norms else "") +
                        ". The L2-budget rows keep only attacks whose G(z*) stayed within the distance budget.")
     for key, label in OVERPOWERED_ROWS.items():
-        table.rows.append({"attack": label, "key": key,
+        table.rows.append({"attack": label, "key": key, "preset": "; ".join(table.presets),
                            "value": [by_defense[c]["metrics"][key] if c in by_defense else None for c in columns],
                            # intervals over the images for the two accuracies (their pairs share images: the
                            # interval over images is the wider one); none for distances and budget shares

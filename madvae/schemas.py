@@ -50,8 +50,9 @@ SET_ATTRIBUTES = record(
      "creator": STRING, "creator_version": STRING, "created": STRING, "dataset": STRING,
      "split": {"enum": ["train", "val", "test"]}, "attack": STRING,
      "params": {**PARAMETERS, "x-json": True}, "seed": {"type": "integer", "minimum": 0, "maximum": UINT63},
-     "n": POSITIVE, "complete": {"const": True}},
+     "n": POSITIVE, "complete": {"enum": [True, 1]}},
     {"source_classifier_sha256": SHA256_OR_EMPTY,
+     "class_names": {"type": "array", "items": STRING, "minItems": 10, "maxItems": 10},
      "provenance": {**record({}, {"input_set": STRING, "input_set_sha256": SHA256, "classifier": STRING,
                                   "classifier_arch": STRING, "seed_source": STRING}), "x-json": True}})
 DATASET_ATTRIBUTES = record({"min": NUMBER, "max": NUMBER})
@@ -60,7 +61,7 @@ DATASET_ATTRIBUTES = record({"min": NUMBER, "max": NUMBER})
 TRAINING_SET = record({"path": STRING, "sha256": SHA256},
                       {"attack": STRING, "split": STRING, "preset": nullable(STRING), "quick": BOOLEAN, "n": COUNT})
 CHECKPOINT = record(
-    {"format": {"const": "madvae.checkpoint"}, "format_version": {"const": 1},
+    {"format": {"const": "madvae.checkpoint"}, "format_version": {"enum": [1, 2]},
      "kind": {"enum": ["classifier", "vae"]}, "arch": STRING, "created": STRING, "creator_version": STRING,
      "config": {**record({}, {"loss": STRING, "epochs": COUNT, "batch_size": POSITIVE, "arch": STRING,
                               "seed": {"type": "integer", "minimum": 0, "maximum": UINT63}}), "x-json": True},

@@ -48,7 +48,7 @@ def build_security_table(result_paths) -> ResultTable:
         points = _pipeline(result)
         table.rows.append({"attack": f"{label}{' (quick)' if result.get('quick') else ''}, {defense}",
                            "key": f"{key[0]}/{key[1]}", "n": [result["n"]] * len(grid),
-                           "attack_name": key[0], "defense": defense,
+                           "attack_name": key[0], "defense": defense, "preset": preset_name(result),
                            **{metric: list(points[metric]) for metric in METRICS}})
     table.notes.append("Each curve: the same first n test images at every eps (eps 0: the clean images through the "
                        "defense); quick marks an attack run at its CPU-sized settings, which overstate robustness.")

@@ -18,6 +18,7 @@ import numpy as np
 
 from madvae import __version__
 from madvae.errors import MadvaeError
+from madvae.registry import CLASS_NAMES
 from madvae.schemas import DATASET_ATTRIBUTES, SET_ATTRIBUTES, decode_json_fields, validate
 from madvae.util import (commit_output, discard_output, prepare_output, refuse_special_file, system_errno, utc_now,
                          write_error)
@@ -26,6 +27,8 @@ ENCODING_TYPE = "madvae.set"
 ENCODING_VERSION = "1.0"
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
+DIMENSIONS = {"x_clean": ("sample", "channel", "height", "width"), "x_adv": ("sample", "channel", "height", "width"),
+              "y": ("sample",)}
 CHUNK = 256  # samples per HDF5 chunk: ~800 KB of float32 images, inside the 64-1,024 range of the spec
 REQUIRED_ATTRS = ("encoding-type", "encoding-version", "creator", "creator_version", "created",
                   "dataset", "split", "attack", "params", "seed", "n", "complete")
@@ -93,7 +96,8 @@ class SetWriter:
     def _create(self, name, shape, dtype, chunks):
         ds = self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip",
                                        compression_opts=4, shuffle=True, fletcher32=True)
-        ds.dims[0].label = "sample"
+        for dim, label in zip(ds.dims, DIMENSIONS[name]):  # every axis named, as NeXus and anndata do
+            dim.label = label
         self._ranges[name] = [np.inf, -np.inf]
         self._datasets[name] = ds
 
@@ -143,7 +147,12 @@ class SetWriter:
             for key, value in self._attrs.items():
                 self._file.attrs[key] = value
             self._file.attrs["provenance"] = json.dumps(self.provenance, sort_keys=True)
-            self._file.attrs["complete"] = True  # last: a reader trusts nothing without it
+            names = CLASS_NAMES.get(self._attrs["dataset"])
+            if names:
+                self._file.attrs["class_names"] = np.array(names, dtype=h5py.string_dtype())
+            # last: a reader trusts nothing without it; an integer 1 (not HDF5's boolean enum) reads the same in
+            # h5py, h5dump, MATLAB and R; sets written before hold the boolean true
+            self._file.attrs["complete"] = np.int64(1)
             self._file.flush()  # what is still cached is written now: a failure raises here, before close and rename
             self._datasets = {}
             self._file.close()

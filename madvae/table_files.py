@@ -37,16 +37,28 @@ def _cell_over_seeds(mean, sd, seeds, all_seeds) -> str:
     return text + (f" ({seeds} seed{'s' if seeds != 1 else ''})" if seeds != all_seeds else "")
 
 
+# after the cells, so that a CSV read into pandas or R says what made each row without its Markdown caption
+PROVENANCE_COLUMNS = ("Dataset", "Split", "n", "Preset")
+
+
+def _provenance(table, row) -> list:
+    counts = sorted({n for n in row.get("n") or [] if n is not None}) or [table.n]
+    return [table.dataset, table.split, ";".join(map(str, counts)), row.get("preset") or "; ".join(table.presets)]
+
+
 def _csv_rows(table, metric) -> list[list]:
-    """A CSV's lines: one per row; over seeds, one per row and seed, then its mean and sd (the Seed column)."""
+    """A CSV's lines: one per row, then the row's dataset, split, n (per seed: each cell's) and attack preset;
+    over seeds, one line per row and seed, then its mean and sd (the Seed column)."""
     if not table.seeds:
-        return [[table.row_header, *table.columns]] + [[row["attack"], *map(_cell, row[metric])]
-                                                       for row in table.rows]
-    lines = [[table.row_header, "Seed", *table.columns]]
+        return [[table.row_header, *table.columns, *PROVENANCE_COLUMNS]] + [
+            [row["attack"], *map(_cell, row[metric]), *_provenance(table, row)] for row in table.rows]
+    lines = [[table.row_header, "Seed", *table.columns, *PROVENANCE_COLUMNS]]
     for row in table.rows:
-        per_seed = row["per_seed"][metric]
-        lines += [[row["attack"], seed, *map(_cell, per_seed[seed])] for seed in table.seeds if seed in per_seed]
-        lines += [[row["attack"], "mean", *map(_cell, row[metric])], [row["attack"], "sd", *map(_cell, row["sd"][metric])]]
+        per_seed, provenance = row["per_seed"][metric], _provenance(table, row)
+        lines += [[row["attack"], seed, *map(_cell, per_seed[seed]), *provenance] for seed in table.seeds
+                  if seed in per_seed]
+        lines += [[row["attack"], "mean", *map(_cell, row[metric]), *provenance],
+                  [row["attack"], "sd", *map(_cell, row["sd"][metric]), *provenance]]
     return lines
 
 

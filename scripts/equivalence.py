@@ -137,7 +137,10 @@ def compare_sets(a: Path, b: Path, folders) -> list[str]:
 def compare_checkpoints(a: Path, b: Path, folders) -> list[str]:
     import torch
 
-    left, right = (torch.load(path, map_location="cpu", weights_only=True) for path in (a, b))
+    from madvae.checkpoint import read_payload
+
+    # either format (safetensors, or torch's zip before it); the format version itself is not compared
+    left, right = ({**read_payload(path), "format_version": None} for path in (a, b))
     found = []
 
     def walk(x, y, where):

@@ -3,6 +3,8 @@ import pickle
 import pytest
 import torch
 
+from tests.legacy_checkpoints import as_legacy
+
 from madvae.checkpoint import load_checkpoint, save_checkpoint
 from madvae.errors import MadvaeError
 from madvae.models import build
@@ -25,9 +27,7 @@ def test_wrong_kind_and_wrong_architecture(tmp_path):
     with pytest.raises(MadvaeError, match="a vae is expected"):
         load_checkpoint(path, expect_kind="vae")
     # weights of substitute A stored under the name magnet: refused when building
-    payload = torch.load(path, weights_only=True)
-    payload["arch"] = "magnet"
-    torch.save(payload, tmp_path / "lying.pt")
+    as_legacy(path, tmp_path / "lying.pt", arch="magnet")
     with pytest.raises(MadvaeError, match="do not fit architecture 'magnet'"):
         load_checkpoint(tmp_path / "lying.pt").build_model()
 
@@ -62,3 +62,46 @@ def test_plain_pickle_and_garbage_are_refused(tmp_path):
     for path in (plain, garbage, tmp_path / "missing.pt"):
         with pytest.raises(MadvaeError):
             load_checkpoint(path)
+
+
+def test_a_checkpoint_reads_with_the_safetensors_library_alone(tmp_path):
+    """Another lab's reader: no madvae, no pickle; the weights are named tensors, the rest header metadata."""
+    import json
+
+    from safetensors import safe_open
+
+    torch.manual_seed(0)
+    model = build("classifier", "magnet")
+    path = save_checkpoint(tmp_path / "m.pt", kind="classifier", arch="magnet", model=model, config={"epochs": 3},
+                           meta={"n_train": 10}, extra_tensors={"centres": torch.ones(2, 3)})
+    with safe_open(str(path), framework="pt") as reader:
+        metadata = reader.metadata()
+        names = set(reader.keys())
+        weights = {name[len("state_dict/"):]: reader.get_tensor(name) for name in names if name.startswith("state_dict/")}
+    assert metadata["format"] == "madvae.checkpoint" and metadata["format_version"] == "2"
+    assert metadata["kind"] == "classifier" and metadata["arch"] == "magnet"
+    assert json.loads(metadata["config"]) == {"epochs": 3} and json.loads(metadata["meta"]) == {"n_train": 10}
+    assert weights.keys() == model.state_dict().keys()
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert "extra/centres" in names and torch.equal(load_checkpoint(path).extra["centres"], torch.ones(2, 3))
+
+
+def test_a_checkpoint_of_the_old_format_still_loads_the_same(tmp_path):
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "new.pt", kind="vae", arch="defense-vae", model=build("generator", "defense-vae"),
+                           config={"loss": "vanilla"}, extra_tensors={"centres": torch.arange(3.0)})
+    old = as_legacy(path, tmp_path / "old.pt")
+    assert old.read_bytes()[:2] == b"PK"  # torch's zip
+    new, legacy = load_checkpoint(path), load_checkpoint(old)
+    assert (new.kind, new.arch, new.config) == (legacy.kind, legacy.arch, legacy.config)
+    assert all(torch.equal(new.state_dict[k], legacy.state_dict[k]) for k in new.state_dict)
+    assert torch.equal(legacy.extra["centres"], torch.arange(3.0))
+
+
+def test_a_safetensors_file_without_madvae_metadata_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.pt"
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"format": "madvae.checkpoint"})
+    with pytest.raises(MadvaeError, match="safetensors without .*kind"):
+        load_checkpoint(foreign)

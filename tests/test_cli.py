@@ -7,6 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.legacy_checkpoints import as_legacy
 from madvae.checkpoint import save_checkpoint
 from madvae.cli import app
 from madvae.models import DefenseVAE, build
@@ -66,10 +67,8 @@ def bad_inputs(tmp_path, clean_test_set):
         f["x_clean"] = torch.rand(64, 3, 32, 32).numpy()
     vae = save_checkpoint(tmp_path / "vae.pt", kind="vae", arch="defense-vae", model=DefenseVAE(), config={})
     mislabelled = tmp_path / "mislabelled.pt"
-    payload = torch.load(save_checkpoint(tmp_path / "a.pt", kind="classifier", arch="A",
-                                         model=build("classifier", "A"), config={}), weights_only=True)
-    payload["arch"] = "magnet"
-    torch.save(payload, mislabelled)
+    as_legacy(save_checkpoint(tmp_path / "a.pt", kind="classifier", arch="A", model=build("classifier", "A"),
+                              config={}), mislabelled, arch="magnet")
     evil = tmp_path / "evil.pt"
     evil.write_bytes(b"\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94"
                      b"\x8c\x04true\x94\x85\x94R\x94.")

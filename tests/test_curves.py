@@ -56,8 +56,8 @@ def test_the_table_orders_attacks_and_defenses_and_gives_each_cell_its_interval(
     assert f"| AutoAttack (quick), vanilla | 0.9000 ± {half_width(0.9, 50):.4f} | 0.4000 ± " in markdown
     assert "n = 50 per cell" in markdown and "95% Wilson interval" in markdown
     assert written["files"]["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "out" / "security_accuracy.csv").read_text().splitlines()[1] == \
-        "\"PGD end-to-end (quick), No Defense\",0.9600,0.1000,0.0000"
+    assert (tmp_path / "out" / "security_accuracy.csv").read_text().splitlines()[1].startswith(
+        "\"PGD end-to-end (quick), No Defense\",0.9600,0.1000,0.0000,mnist-5k,test,50,")
 
 
 def test_curves_over_different_grids_or_twice_the_same_pair_are_refused(tmp_path):

@@ -26,3 +26,28 @@ def test_the_attack_libraries_are_declared_and_imported_by_one_module_each():
         importers = [path.relative_to(ROOT) for path in (ROOT / "madvae").rglob("*.py")
                      if re.search(rf"^\s*(import|from) {library}\b", path.read_text(), re.M)]
         assert importers == [Path("madvae/attacks") / module], importers
+
+
+def test_the_citation_file_cites_this_release_and_the_paper():
+    import json
+
+    import yaml
+
+    from madvae import __version__
+
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["type"] == "software"
+    assert citation["version"] == __version__ and citation["license"] == PROJECT["project"]["license"]
+    paper = json.loads((ROOT / "madvae" / "reference" / "paper.json").read_text())["citation"]
+    (article,) = [ref for ref in citation["references"] if ref["type"] == "article"]
+    assert article["title"] == paper["title"] and article["year"] == paper["year"]
+    assert [f"{a['given-names']} {a['family-names']}" for a in article["authors"]] == paper["authors"]
+    assert f"arXiv:{paper['arxiv']}" in [identifier["value"] for identifier in article["identifiers"]]
+
+
+def test_the_readme_states_the_tag_scheme_of_this_version():
+    from madvae import __version__
+
+    readme = (ROOT / "README.md").read_text()
+    assert "tagged `vMAJOR.MINOR.PATCH`" in readme
+    assert re.fullmatch(r"\d+\.\d+\.\d+", __version__)  # a version the scheme can tag (v0.1.0)

@@ -49,9 +49,28 @@ def results_dir(tmp_path):
     return folder
 
 
-def read_csv(path):
+PROVENANCE = ["Dataset", "Split", "n", "Preset"]
+
+
+def read_csv(path, provenance=False):
+    """A table CSV's lines; without ``provenance``, only the cells (every CSV ends in the four columns that say
+    what made each row: checked here on every table the tests read)."""
     with open(path, newline="") as handle:
-        return list(csv.reader(handle))
+        rows = list(csv.reader(handle))
+    assert rows[0][-4:] == PROVENANCE, rows[0]
+    return rows if provenance else [row[:-4] for row in rows]
+
+
+def test_every_csv_row_says_its_dataset_split_n_and_preset(results_dir, tmp_path):
+    payload = result("cw", "vanilla", defended=(0.5, 0.5))
+    payload["params"] = {"preset": "test", "quick": True}
+    write(results_dir, "cw-vanilla.json", payload)
+    write(results_dir, "cw-none.json", {**result("cw", "none"), "params": {"preset": "test", "quick": True}})
+    rows = read_csv(write_tables([results_dir], tmp_path / "t")["files"]["accuracy"], provenance=True)
+    by_row = {row[0]: row[-4:] for row in rows[1:]}
+    assert by_row["FGSM"] == ["mnist-5k", "test", "1000", "unrecorded"]
+    assert by_row["CW (quick)"] == ["mnist-5k", "test", "1000", "test (quick)"]
+    assert by_row["No attack (clean digits)"] == ["mnist-5k", "test", "1000", "none (clean)"]
 
 
 def test_tables_put_each_value_in_its_row_and_column(results_dir, tmp_path):

@@ -37,7 +37,7 @@ import numpy as np, torch
 threads, seed, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 shared_classifier, mode = sys.argv[4], sys.argv[5]
 torch.set_num_threads(threads)
-from madvae.checkpoint import load_checkpoint
+from madvae.checkpoint import load_checkpoint, read_payload
 from madvae.evaluate.stored import evaluate_set
 from madvae.generate import make_adversarial_set
 from madvae.store import open_set
@@ -47,7 +47,7 @@ from madvae.train_classifier import train_classifier
 data = folder.parent
 arrays, result = {}, {"threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability()}
 def tensors(prefix, path):
-    for name, tensor in torch.load(path, weights_only=True)["state_dict"].items():
+    for name, tensor in read_payload(path)["state_dict"].items():
         arrays[f"{prefix}/{name}"] = tensor.numpy()
 if mode == "full":
     meta = train_classifier(data / "train.h5", folder / "classifier.pt", test_path=data / "test.h5", epochs=1,

@@ -197,3 +197,39 @@ def test_writer_refuses_empty_and_records_provenance(tmp_path):
     with open_set(path) as reader:
         assert reader.provenance == {"a": 1, "seconds": 2.5}
         assert json.loads(reader.attrs["params"]) == {}
+
+
+def test_a_set_reads_without_madvae_every_axis_named_classes_named_complete_an_integer(tmp_path):
+    """What h5dump, MATLAB or R see: labelled dimensions, the class names, and `complete` as the integer 1 (not
+    HDF5's boolean enum)."""
+    import h5py
+
+    from madvae.registry import CLASS_NAMES
+
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    for dataset, first, last in (("mnist", "0", "9"), ("fashion-mnist", "T-shirt/top", "Ankle boot")):
+        path = write_set(tmp_path / f"{dataset}.h5", x, np.arange(4), dataset=dataset, split="test")
+        with h5py.File(path, "r") as f:
+            assert [d.label for d in f["x_clean"].dims] == ["sample", "channel", "height", "width"]
+            assert [d.label for d in f["y"].dims] == ["sample"]
+            names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["class_names"]]
+            assert names[0] == first and names[-1] == last and len(names) == 10
+            assert list(CLASS_NAMES[dataset]) == names
+            complete = f.attrs["complete"]
+            assert complete.dtype.kind == "i" and int(complete) == 1
+
+
+def test_a_set_written_with_the_boolean_complete_flag_still_opens(tmp_path):
+    import h5py
+
+    path = write_set(tmp_path / "old.h5", np.zeros((2, 1, 28, 28), dtype=np.float32), np.arange(2),
+                     dataset="mnist-5k", split="test")
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = True
+        del f.attrs["class_names"]
+    with open_set(path) as reader:
+        assert reader.n == 2
+    with h5py.File(path, "r+") as f:
+        f.attrs["complete"] = 0
+    with pytest.raises(MadvaeError, match="incomplete set"):
+        open_set(path)

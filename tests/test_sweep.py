@@ -242,4 +242,4 @@ def test_tiny_sweep_end_to_end_keeps_the_sane_setting(tmp_path):
         (results / "models" / "sweep" / "vanilla" / "beta~0.1" / "lr~0.001" / "vae.steps.csv").read_text()
     assert not (results / "logs" / "models" / "vae_vanilla.log").exists()
     header = (results / "tables" / "whitebox_accuracy.csv").read_text().splitlines()[0]
-    assert header == "Attack,No Attack,No Defense,vanilla"
+    assert header == "Attack,No Attack,No Defense,vanilla,Dataset,Split,n,Preset"

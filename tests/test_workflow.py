@@ -218,12 +218,12 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
     markdown = (results / "tables" / "whitebox.md").read_text()
     assert "mnist-5k test" in markdown and "n = 32 per cell" in markdown
     header = (results / "tables" / "whitebox_accuracy.csv").read_text().splitlines()[0]
-    assert header == "Attack,No Attack,No Defense,vanilla,combined"
+    assert header == "Attack,No Attack,No Defense,vanilla,combined,Dataset,Split,n,Preset"
     # Table 2 in both modes, Table 3 and the adaptive table, each with its configured rows and sizes
     rows = {name: (results / "tables" / name).read_text().splitlines()
             for name in ("blackbox_paper_accuracy.csv", "blackbox_transfer_accuracy.csv", "adaptive_accuracy.csv",
                          "overpowered.csv")}
-    assert rows["blackbox_paper_accuracy.csv"][0] == "Substitute,No Attack,No Defense,vanilla,combined"
+    assert rows["blackbox_paper_accuracy.csv"][0] == "Substitute,No Attack,No Defense,vanilla,combined,Dataset,Split,n,Preset"
     assert [r.split(",")[0] for r in rows["blackbox_paper_accuracy.csv"][1:]] == ["A"]
     assert [r.split(",")[0] for r in rows["blackbox_transfer_accuracy.csv"][1:]] == ["E (quick)"]
     # the adaptive table names its defense and preset per row and ends with the per-image worst case (which the
@@ -232,7 +232,7 @@ def test_tiny_end_to_end_with_the_local_executor(tmp_path):
         "PGD end-to-end vs posterior-mean defense (quick)", "Worst case vs posterior-mean defense"]
     adaptive_md = (results / "tables" / "adaptive.md").read_text()
     assert "FGSM, PGD, PGD end-to-end" in adaptive_md and "Reduced settings" in adaptive_md
-    assert rows["overpowered.csv"][0] == "Metric,vanilla" and rows["overpowered.csv"][1].startswith("Accuracy,")
+    assert rows["overpowered.csv"][0] == "Metric,vanilla,Dataset,Split,n,Preset" and rows["overpowered.csv"][1].startswith("Accuracy,")
     assert "n = 24 per cell" in (results / "tables" / "blackbox_transfer.md").read_text()  # 32 - 8 held out
     assert "n = 8 per cell" in (results / "tables" / "adaptive.md").read_text()
     assert "n = 4 per cell" in (results / "tables" / "overpowered.md").read_text()
@@ -271,7 +271,7 @@ def test_tiny_two_seeds_train_two_purifiers_and_table_1_averages_them(tmp_path):
     recorded = json.loads((results / "seeds" / "1" / "eval" / "vanilla" / "fgsm.json").read_text())
     assert recorded["seed"] == 1 and recorded["defense"]["training"]["seed"] == 1
     rows = [line.split(",") for line in targets[0].read_text().splitlines()]
-    assert rows[0] == ["Attack", "Seed", "No Attack", "No Defense", "vanilla", "combined"]
+    assert rows[0] == ["Attack", "Seed", "No Attack", "No Defense", "vanilla", "combined", "Dataset", "Split", "n", "Preset"]
     fgsm = {row[1]: row for row in rows if row[0] == "FGSM"}
     assert list(fgsm) == ["0", "1", "mean", "sd"]
     per_seed = [float(fgsm[seed][4]) for seed in ("0", "1")]
@@ -279,6 +279,14 @@ def test_tiny_two_seeds_train_two_purifiers_and_table_1_averages_them(tmp_path):
     assert float(fgsm["sd"][4]) == pytest.approx(abs(per_seed[0] - per_seed[1]) / 2 ** 0.5, abs=1e-4)
     assert "mean over 2 seeds (0, 1" in targets[1].read_text()
     assert not (results / "models" / "vae_vanilla.pt").exists()  # several seeds: every purifier under seeds/
+
+
+def test_snakefmt_leaves_every_snakefile_as_it_is():
+    """The catalog's style check (pyproject's [tool.snakefmt]: 120 columns) on the Snakefile and every .smk."""
+    snakefmt = Path(sys.executable).parent / "snakefmt"
+    done = subprocess.run([str(snakefmt), "--check", "workflow"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "would be left unchanged" in done.stderr + done.stdout
 
 
 @pytest.mark.parametrize("configfile", [None, PAPER, ROOT / "config" / "seeds.yaml"])

@@ -17,6 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from tests.legacy_checkpoints import as_legacy
 from madvae import cli
 from madvae.checkpoint import save_checkpoint
 from madvae.models import build
@@ -233,9 +234,8 @@ def _(env):
 @case("attack-classifier-with-weights-of-another-architecture")
 def _(env):
     lying = env.inputs / "lying_magnet.pt"  # substitute A's weights under the name magnet
-    payload = torch.load(save_checkpoint(env.inputs / "a.pt", kind="classifier", arch="A",
-                                         model=build("classifier", "A"), config={}), weights_only=True)
-    torch.save({**payload, "arch": "magnet"}, lying)
+    as_legacy(save_checkpoint(env.inputs / "a.pt", kind="classifier", arch="A", model=build("classifier", "A"),
+                              config={}), lying, arch="magnet")
     return attack_cmd(env, env.set("clean.h5"), classifier=lying), [str(lying), "do not fit architecture 'magnet'"]
 
 

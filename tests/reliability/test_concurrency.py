@@ -47,7 +47,7 @@ def test_a_set_held_open_for_writing_is_refused_unless_locking_is_off(tmp_path):
                    "--no-progress")[2] == 0
     with h5py.File(path, "r+"):  # another process's writer, as on a shared folder
         out, err, code = _madvae("inspect", path)
-        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert code == 65 and len(err.strip().splitlines()) == 1, err
         assert str(path) in err and "cannot lock" in err and "MADVAE_HDF5_LOCKING=0" in err
         out, err, code = _madvae("inspect", path, env={"MADVAE_HDF5_LOCKING": "0"})
         assert code == 0 and "mnist-5k" in out, err

@@ -14,6 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from madvae.checkpoint import read_payload
 from madvae.checkpoint import save_checkpoint
 from madvae.cli import app
 from madvae.evaluate.stored import evaluate_set
@@ -67,7 +68,7 @@ SET_CASES = {
     "n-as-array": ({"n": np.array([8, 8])}, "attribute n: expected integer, got a list"),
     "seed-as-string": ({"seed": "7"}, "attribute seed: expected integer, got a string '7'"),
     "seed-as-float": ({"seed": 7.0}, "attribute seed: expected integer, got a number 7.0"),
-    "complete-as-string-false": ({"complete": "false"}, "attribute complete: got a string 'false', expected true"),
+    "complete-as-string-false": ({"complete": "false"}, "attribute complete: got a string 'false', expected true or 1"),
     "complete-as-array": ({"complete": np.array([True, True])}, "attribute complete: got a list"),
     "dataset-as-number": ({"dataset": 5}, "attribute dataset: expected string, got an integer 5"),
     "split-unknown": ({"split": "holdout"}, "attribute split: got a string 'holdout'"),
@@ -144,7 +145,7 @@ CHECKPOINT_CASES = {
 @pytest.mark.parametrize("name", list(CHECKPOINT_CASES))
 def test_wrong_typed_checkpoint_field_is_one_line(name, valid, tmp_path):
     change, needle = CHECKPOINT_CASES[name]
-    payload = torch.load(valid["vae"], weights_only=True)
+    payload = {**read_payload(valid["vae"]), "format_version": 1}  # changed fields, written as format 1
     change(payload)
     bad = tmp_path / "bad.pt"
     torch.save(payload, bad)

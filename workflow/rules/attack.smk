@@ -11,18 +11,18 @@ rule attack_defended:
         vae=res(per_seed("models/vae_{variant}.pt")),
     output:
         res(per_seed("eval/{variant}/{attack}.json")),
-    params:
-        options=evaluate_options,
-        device=DEVICE,
     log:
         res(per_seed("eval/{variant}/{attack}.log", "logs")),
     benchmark:
         res(per_seed("eval/{variant}/{attack}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=evaluate_options,
+        device=DEVICE,
     shell:
         "madvae attack --set {input.set:q} --classifier {input.classifier:q} --vae {input.vae:q} "
         "--defense-name {wildcards.variant:q} {params.options} --device {params.device:q} --no-progress "
@@ -35,18 +35,18 @@ rule attack_undefended:
         classifier=res("models/classifier.pt"),
     output:
         res(per_seed("eval/none/{attack}.json")),
-    params:
-        options=evaluate_options,
-        device=DEVICE,
     log:
         res(per_seed("eval/none/{attack}.log", "logs")),
     benchmark:
         res(per_seed("eval/none/{attack}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=evaluate_options,
+        device=DEVICE,
     shell:
         "madvae attack --set {input.set:q} --classifier {input.classifier:q} {params.options} "
         "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
@@ -59,18 +59,18 @@ rule attack_blackbox_paper:
         unpack(blackbox_paper_input),
     output:
         res(per_seed("eval/blackbox-paper/{defense}/{arch}.json")),
-    params:
-        options=blackbox_options,
-        device=DEVICE,
     log:
         res(per_seed("eval/blackbox-paper/{defense}/{arch}.log", "logs")),
     benchmark:
         res(per_seed("eval/blackbox-paper/{defense}/{arch}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=blackbox_options,
+        device=DEVICE,
     shell:
         "madvae attack --mode blackbox-paper --set {input.set:q} --substitute {input.substitute:q} {params.options} "
         "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
@@ -81,18 +81,18 @@ rule attack_blackbox_transfer:
         unpack(defended_input),
     output:
         res(per_seed("eval/blackbox-transfer/{defense}/{arch}.json")),
-    params:
-        options=blackbox_options,
-        device=DEVICE,
     log:
         res(per_seed("eval/blackbox-transfer/{defense}/{arch}.log", "logs")),
     benchmark:
         res(per_seed("eval/blackbox-transfer/{defense}/{arch}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=blackbox_options,
+        device=DEVICE,
     shell:
         "madvae attack --mode blackbox-transfer --set {input.set:q} --classifier {input.classifier:q} "
         "--substitute-arch {wildcards.arch:q} {params.options} --device {params.device:q} --no-progress "
@@ -107,20 +107,24 @@ rule attack_overpowered:
         vae=res(per_seed("models/vae_{variant}.pt")),
     output:
         result=res(per_seed("eval/overpowered/{variant}.json")),
-        figure=report(res(per_seed("figures/overpowered/{variant}.png")), caption="../report/overpowered.rst",
-                      category="Overpowered Attack", labels={"purifier": "{variant}"}),
-    params:
-        options=overpowered_options,
-        device=DEVICE,
+        figure=report(
+            res(per_seed("figures/overpowered/{variant}.png")),
+            caption="../report/overpowered.rst",
+            category="Overpowered Attack",
+            labels={"purifier": "{variant}"},
+        ),
     log:
         res(per_seed("eval/overpowered/{variant}.log", "logs")),
     benchmark:
         res(per_seed("eval/overpowered/{variant}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=overpowered_options,
+        device=DEVICE,
     shell:
         "madvae attack --mode overpowered --set {input.set:q} --classifier {input.classifier:q} --vae {input.vae:q} "
         "--defense-name {wildcards.variant:q} {params.options} --figure {output.figure:q} --device {params.device:q} "
@@ -133,18 +137,18 @@ rule attack_adaptive:
         unpack(defended_input),
     output:
         res(per_seed("eval/adaptive/{defense}/{adaptive}.json")),
-    params:
-        options=adaptive_options,
-        device=DEVICE,
     log:
         res(per_seed("eval/adaptive/{defense}/{adaptive}.log", "logs")),
     benchmark:
         res(per_seed("eval/adaptive/{defense}/{adaptive}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=adaptive_options,
+        device=DEVICE,
     shell:
         "madvae attack --mode {wildcards.adaptive:q} --set {input.set:q} --classifier {input.classifier:q} "
         "{params.options} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
@@ -156,18 +160,18 @@ rule attack_curve:
         unpack(defended_input),
     output:
         res(per_seed("eval/curves/{defense}/{adaptive}.json")),
-    params:
-        options=curve_options,
-        device=DEVICE,
     log:
         res(per_seed("eval/curves/{defense}/{adaptive}.log", "logs")),
     benchmark:
         res(per_seed("eval/curves/{defense}/{adaptive}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=curve_options,
+        device=DEVICE,
     shell:
         "madvae attack --mode {wildcards.adaptive:q} --set {input.set:q} --classifier {input.classifier:q} "
         "{params.options} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

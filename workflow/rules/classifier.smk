@@ -7,18 +7,18 @@ rule classifier:
         test=clean_set("test"),
     output:
         res("models/classifier.pt"),
-    params:
-        options=classifier_options,
-        device=DEVICE,
     log:
         res("logs/models/classifier.log"),
     benchmark:
         res("benchmarks/models/classifier.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("classifier")
     resources:
         **job_resources("classifier"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=classifier_options,
+        device=DEVICE,
     shell:
         "madvae classifier --train {input.train:q} --test {input.test:q} {params.options} --device {params.device:q} "
         "--no-progress --out {output:q} > {log:q} 2>&1"
@@ -31,18 +31,18 @@ rule substitute:
         test=clean_set("test"),
     output:
         res("models/substitute_{arch}.pt"),
-    params:
-        epochs=config["blackbox"]["substitute_epochs"],
-        device=DEVICE,
     log:
         res("logs/models/substitute_{arch}.log"),
     benchmark:
         res("benchmarks/models/substitute_{arch}.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("classifier")
     resources:
         **job_resources("classifier"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        epochs=config["blackbox"]["substitute_epochs"],
+        device=DEVICE,
     shell:
         "madvae classifier --train {input.train:q} --test {input.test:q} --arch {wildcards.arch:q} "
         "--epochs {params.epochs:q} --device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

@@ -68,8 +68,9 @@ def by_name(entries, name_of, what):
 
 TRAIN_ATTACKS = by_name(config["train_attacks"], lambda entry: setting_name(entry, None), "train_attacks")
 TEST_ATTACKS = by_name(config["test_attacks"], lambda entry: setting_name(entry, "test"), "test_attacks")
-VARIANTS = by_name([v for v in config["variants"] if v["enabled"]], lambda entry: entry.get("name", entry["loss"]),
-                   "variants")
+VARIANTS = by_name(
+    [v for v in config["variants"] if v["enabled"]], lambda entry: entry.get("name", entry["loss"]), "variants"
+)
 DEFENSES = ["none", *VARIANTS]
 BLACKBOX = config["blackbox"]
 OVERPOWERED = config["overpowered"]
@@ -126,31 +127,43 @@ def check_config():
     seen = {}
     for name, entry in TEST_ATTACKS.items():
         if entry["attack"] in seen:  # madvae report keys its rows by attack
-            raise WorkflowError(f"config test_attacks: {seen[entry['attack']]!r} and {name!r} are both "
-                                f"{entry['attack']}; the white-box table has one row per attack")
+            raise WorkflowError(
+                f"config test_attacks: {seen[entry['attack']]!r} and {name!r} are both "
+                f"{entry['attack']}; the white-box table has one row per attack"
+            )
         seen[entry["attack"]] = name
     if config["report"]["paper"] and DATASET != "mnist":  # the paper's numbers are full-MNIST test numbers
-        raise WorkflowError(f"config report.paper: the paper's tables compare with full MNIST only and "
-                            f"dataset.name is {DATASET}; set dataset.name: mnist or report.paper: false")
+        raise WorkflowError(
+            f"config report.paper: the paper's tables compare with full MNIST only and "
+            f"dataset.name is {DATASET}; set dataset.name: mnist or report.paper: false"
+        )
     known = {key for name in ADAPTIVE["attacks"] for key in ADAPTIVE_ATTACKS[name].presets["test"]}
     stray = [item for item in ADAPTIVE["params"] if item.split("=", 1)[0] not in known]
     if stray:
-        raise WorkflowError(f"config adaptive.params: {', '.join(stray)} is a parameter of none of the configured "
-                            f"adaptive attacks ({', '.join(ADAPTIVE['attacks']) or 'none'})")
+        raise WorkflowError(
+            f"config adaptive.params: {', '.join(stray)} is a parameter of none of the configured "
+            f"adaptive attacks ({', '.join(ADAPTIVE['attacks']) or 'none'})"
+        )
     if sorted(CURVES["eps"]) != CURVES["eps"]:
         raise WorkflowError(f"config curves.eps: {CURVES['eps']} must be ascending")
     reserved = sorted(set(VARIANTS) & set(RESERVED_NAMES))
     if reserved:
-        raise WorkflowError(f"config variants: {', '.join(reserved)} is reserved for an evaluation folder; "
-                            "give the entry another 'name'")
-    for where, names, known in (("embed.attacks", config["embed"]["attacks"], TEST_ATTACKS),
-                                ("embed.variants", config["embed"]["variants"], VARIANTS),
-                                ("overpowered.variants", OVERPOWERED["variants"], VARIANTS),
-                                ("overpowered.figure_variants", OVERPOWERED["figure_variants"], VARIANTS)):
+        raise WorkflowError(
+            f"config variants: {', '.join(reserved)} is reserved for an evaluation folder; "
+            "give the entry another 'name'"
+        )
+    for where, names, known in (
+        ("embed.attacks", config["embed"]["attacks"], TEST_ATTACKS),
+        ("embed.variants", config["embed"]["variants"], VARIANTS),
+        ("overpowered.variants", OVERPOWERED["variants"], VARIANTS),
+        ("overpowered.figure_variants", OVERPOWERED["figure_variants"], VARIANTS),
+    ):
         unknown = sorted(set(names or ()) - set(known))
         if unknown:
-            raise WorkflowError(f"config {where}: {', '.join(unknown)} not among the enabled "
-                                f"{'test_attacks' if known is TEST_ATTACKS else 'variants'} ({', '.join(known)})")
+            raise WorkflowError(
+                f"config {where}: {', '.join(unknown)} not among the enabled "
+                f"{'test_attacks' if known is TEST_ATTACKS else 'variants'} ({', '.join(known)})"
+            )
 
 
 check_config()
@@ -173,7 +186,9 @@ def clean_set(split):
 
 
 def evaluations():
-    return [path for defense in DEFENSES for attack in TEST_ATTACKS for path in over_seeds(f"eval/{defense}/{attack}.json")]
+    return [
+        path for defense in DEFENSES for attack in TEST_ATTACKS for path in over_seeds(f"eval/{defense}/{attack}.json")
+    ]
 
 
 def figures():
@@ -191,8 +206,12 @@ def overpowered_variants():
 
 
 def blackbox_evaluations(mode):
-    return [path for defense in DEFENSES for arch in BLACKBOX[mode]
-            for path in over_seeds(f"eval/blackbox-{mode}/{defense}/{arch}.json")]
+    return [
+        path
+        for defense in DEFENSES
+        for arch in BLACKBOX[mode]
+        for path in over_seeds(f"eval/blackbox-{mode}/{defense}/{arch}.json")
+    ]
 
 
 def overpowered_evaluations():
@@ -200,16 +219,24 @@ def overpowered_evaluations():
 
 
 def curve_evaluations():
-    return [path for defense in DEFENSES for attack in CURVES["attacks"]
-            for path in over_seeds(f"eval/curves/{defense}/{attack}.json")]
+    return [
+        path
+        for defense in DEFENSES
+        for attack in CURVES["attacks"]
+        for path in over_seeds(f"eval/curves/{defense}/{attack}.json")
+    ]
 
 
 SECURITY_FILES = ("security_accuracy.csv", "security_agreement.csv", "security.md", "security.png")
 
 
 def adaptive_evaluations():
-    return [path for defense in DEFENSES for attack in ADAPTIVE["attacks"]
-            for path in over_seeds(f"eval/adaptive/{defense}/{attack}.json")]
+    return [
+        path
+        for defense in DEFENSES
+        for attack in ADAPTIVE["attacks"]
+        for path in over_seeds(f"eval/adaptive/{defense}/{attack}.json")
+    ]
 
 
 # table name -> (madvae report --kind, its evaluations); a table whose grid is empty in the config is absent
@@ -231,7 +258,9 @@ def final_outputs():
         outputs += [res(f"tables/{file}") for file in SECURITY_FILES]
     if overpowered_evaluations():
         outputs += [res("tables/overpowered.csv"), res("tables/overpowered.md")]
-        outputs += [path for variant in overpowered_variants() for path in over_seeds(f"figures/overpowered/{variant}.png")]
+        outputs += [
+            path for variant in overpowered_variants() for path in over_seeds(f"figures/overpowered/{variant}.png")
+        ]
     for variant in overpowered_figure_variants():
         outputs += overpowered_figures("png", variant)
     return outputs + figures()

@@ -9,22 +9,27 @@ rule embed_clean:
     input:
         set=clean_set("test"),
     output:
-        png=report(res("figures/umap/clean_input.png"), caption="../report/umap_clean.rst", category="UMAP",
-                   subcategory="clean", labels={"attack": "none", "figure": "input, true label"}),
+        png=report(
+            res("figures/umap/clean_input.png"),
+            caption="../report/umap_clean.rst",
+            category="UMAP",
+            subcategory="clean",
+            labels={"attack": "none", "figure": "input, true label"},
+        ),
         csv=res("figures/umap/clean_input.csv"),
-    params:
-        prefix=embed_prefix,
-        options=embed_options,
-        device=DEVICE,
     log:
         res("logs/figures/umap/clean_input.log"),
     benchmark:
         res("benchmarks/figures/umap/clean_input.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("embed")
     resources:
         **job_resources("embed"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        prefix=embed_prefix,
+        options=embed_options,
+        device=DEVICE,
     shell:
         "madvae embed {input.set:q} --space input --colour true {params.options} --device {params.device:q} "
         "--out {params.prefix:q} > {log:q} 2>&1"
@@ -40,21 +45,21 @@ rule embed_attack:
     output:
         figures=attack_figure_reports(),
         coordinates=attack_figures("csv"),
+    log:
+        res("logs/figures/umap/{attack}.log"),
+    benchmark:
+        res("benchmarks/figures/umap/{attack}.tsv")
+    conda:
+        "../envs/madvae.yaml"
+    threads: job_threads("embed")
+    resources:
+        **job_resources("embed"),
     params:
         out_dir=embed_out_dir,
         spaces=embed_space_options,
         vaes=embed_vae_options,
         options=embed_options,
         device=DEVICE,
-    log:
-        res("logs/figures/umap/{attack}.log"),
-    benchmark:
-        res("benchmarks/figures/umap/{attack}.tsv")
-    threads: job_threads("embed")
-    resources:
-        **job_resources("embed"),
-    conda:
-        "../envs/madvae.yaml"
     shell:
         "madvae embed {input.set:q} --out-dir {params.out_dir:q} --space input {params.spaces} {params.vaes} "
         "--colour predicted --classifier {input.classifier:q} {params.options} --device {params.device:q} "
@@ -72,19 +77,19 @@ rule embed_overpowered:
     output:
         figures=overpowered_figure_reports(),
         coordinates=overpowered_figures("csv"),
-    params:
-        out_dir=embed_out_dir,
-        options=overpowered_figure_options,
-        device=DEVICE,
     log:
         res("logs/figures/umap/{variant}_overpowered.log"),
     benchmark:
         res("benchmarks/figures/umap/{variant}_overpowered.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        out_dir=embed_out_dir,
+        options=overpowered_figure_options,
+        device=DEVICE,
     shell:
         "madvae embed {input.set:q} --out-dir {params.out_dir:q} --space overpowered-latent "
         "--space overpowered-output --vae {wildcards.variant:q}={input.vae:q} --classifier {input.classifier:q} --colour true {params.options} "

@@ -11,21 +11,25 @@ rule samples:
         classifier=res("models/classifier.pt"),
         vaes=all_vaes(),
     output:
-        png=report(res("figures/samples/{attack}.png"), caption="../report/samples.rst", category="Samples",
-                   labels={"attack": "{attack}"}),
-    params:
-        vaes=sample_vae_options,
-        out_dir=figure_dir,
-        device=DEVICE,
+        png=report(
+            res("figures/samples/{attack}.png"),
+            caption="../report/samples.rst",
+            category="Samples",
+            labels={"attack": "{attack}"},
+        ),
     log:
         res("logs/figures/samples/{attack}.log"),
     benchmark:
         res("benchmarks/figures/samples/{attack}.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        vaes=sample_vae_options,
+        out_dir=figure_dir,
+        device=DEVICE,
     shell:
         "madvae report {input.set:q} --kind samples --classifier {input.classifier:q} {params.vaes} "
         "--device {params.device:q} --name {wildcards.attack:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -35,19 +39,23 @@ rule curves:
     input:
         all_training_logs(),
     output:
-        png=report(res("figures/training_curves.png"), caption="../report/curves.rst", category="Training",
-                   labels={"figure": "loss terms"}),
-    params:
-        logs=named_training_logs,
-        out_dir=figure_dir,
+        png=report(
+            res("figures/training_curves.png"),
+            caption="../report/curves.rst",
+            category="Training",
+            labels={"figure": "loss terms"},
+        ),
     log:
         res("logs/figures/training_curves.log"),
     benchmark:
         res("benchmarks/figures/training_curves.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        logs=named_training_logs,
+        out_dir=figure_dir,
     shell:
         "madvae report {params.logs} --kind curves --name training_curves --out-dir {params.out_dir:q} > {log:q} 2>&1"

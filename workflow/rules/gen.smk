@@ -10,18 +10,18 @@ rule gen_train:
         classifier=res("models/classifier.pt"),
     output:
         res("sets/train/{setting}.h5"),
-    params:
-        options=train_attack_options,
-        device=DEVICE,
     log:
         res("logs/sets/train/{setting}.log"),
     benchmark:
         res("benchmarks/sets/train/{setting}.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("gen")
     resources:
         **job_resources("gen"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=train_attack_options,
+        device=DEVICE,
     shell:
         "madvae gen --input {input.clean:q} --classifier {input.classifier:q} {params.options} "
         "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
@@ -33,18 +33,18 @@ rule gen_test:
         classifier=res("models/classifier.pt"),
     output:
         res("sets/test/{attack}.h5"),
-    params:
-        options=test_attack_options,
-        device=DEVICE,
     log:
         res("logs/sets/test/{attack}.log"),
     benchmark:
         res("benchmarks/sets/test/{attack}.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("gen")
     resources:
         **job_resources("gen"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=test_attack_options,
+        device=DEVICE,
     shell:
         "madvae gen --input {input.clean:q} --classifier {input.classifier:q} {params.options} "
         "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"

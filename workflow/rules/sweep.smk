@@ -23,21 +23,21 @@ rule train_candidate:
         vae=res("models/sweep/{variant}/{combo}/vae.pt"),
         log=res("models/sweep/{variant}/{combo}/vae.train.csv"),
         curve=res("models/sweep/{variant}/{combo}/vae.steps.csv"),
-    wildcard_constraints:
-        variant=any_of(SWEEPS),
-        combo=any_of({combo for grid in SWEEPS.values() for combo in grid}),
-    params:
-        options=vae_options,
-        device=DEVICE,
     log:
         res("logs/models/sweep/{variant}/{combo}/vae.log"),
     benchmark:
         res("benchmarks/models/sweep/{variant}/{combo}/vae.tsv")
+    wildcard_constraints:
+        variant=any_of(SWEEPS),
+        combo=any_of({combo for grid in SWEEPS.values() for combo in grid}),
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("train")
     resources:
         **job_resources("train"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=vae_options,
+        device=DEVICE,
     shell:
         "madvae train {input.sets:q} {params.options} --resume --device {params.device:q} --no-progress "
         "--out {output.vae:q} > {log:q} 2>&1"
@@ -49,20 +49,20 @@ rule gen_val:
         classifier=res("models/classifier.pt"),
     output:
         res("sets/val/{vsetting}.h5"),
-    wildcard_constraints:
-        vsetting=any_of(VAL_ATTACKS),
-    params:
-        options=val_attack_options,
-        device=DEVICE,
     log:
         res("logs/sets/val/{vsetting}.log"),
     benchmark:
         res("benchmarks/sets/val/{vsetting}.tsv")
+    wildcard_constraints:
+        vsetting=any_of(VAL_ATTACKS),
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("gen")
     resources:
         **job_resources("gen"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=val_attack_options,
+        device=DEVICE,
     shell:
         "madvae gen --input {input.clean:q} --classifier {input.classifier:q} {params.options} "
         "--device {params.device:q} --no-progress --out {output:q} > {log:q} 2>&1"
@@ -75,22 +75,22 @@ rule attack_val:
         vae=res("models/sweep/{variant}/{combo}/vae.pt"),
     output:
         res("eval/sweep/{variant}/{combo}/{vsetting}.json"),
-    wildcard_constraints:
-        variant=any_of(SWEEPS),
-        combo=any_of({combo for grid in SWEEPS.values() for combo in grid}),
-        vsetting=any_of(VAL_ATTACKS),
-    params:
-        options=evaluate_options,
-        device=DEVICE,
     log:
         res("logs/eval/sweep/{variant}/{combo}/{vsetting}.log"),
     benchmark:
         res("benchmarks/eval/sweep/{variant}/{combo}/{vsetting}.tsv")
+    wildcard_constraints:
+        variant=any_of(SWEEPS),
+        combo=any_of({combo for grid in SWEEPS.values() for combo in grid}),
+        vsetting=any_of(VAL_ATTACKS),
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("attack")
     resources:
         **job_resources("attack"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=evaluate_options,
+        device=DEVICE,
     shell:
         "madvae attack --set {input.set:q} --classifier {input.classifier:q} --vae {input.vae:q} "
         "--defense-name {wildcards.variant:q} {params.options} --device {params.device:q} --no-progress "
@@ -103,23 +103,31 @@ rule selection:
         results=val_evaluations(),
         vaes=[path for variant in SWEEPS for path in sweep_candidates(variant)],
     output:
-        csv=report(res("tables/selection.csv"), caption="../report/selection.rst", category="Tables",
-                   labels={"table": "selection", "file": "every combination (CSV)"}),
-        markdown=report(res("tables/selection.md"), caption="../report/selection.rst", category="Tables",
-                        labels={"table": "selection", "file": "every combination (Markdown)"}),
+        csv=report(
+            res("tables/selection.csv"),
+            caption="../report/selection.rst",
+            category="Tables",
+            labels={"table": "selection", "file": "every combination (CSV)"},
+        ),
+        markdown=report(
+            res("tables/selection.md"),
+            caption="../report/selection.rst",
+            category="Tables",
+            labels={"table": "selection", "file": "every combination (Markdown)"},
+        ),
         kept=res("tables/selection.json"),
-    params:
-        criterion=config["validation"]["criterion"],
-        out_dir=table_dir,
     log:
         res("logs/tables/selection.log"),
     benchmark:
         res("benchmarks/tables/selection.tsv")
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        criterion=config["validation"]["criterion"],
+        out_dir=table_dir,
     shell:
         "madvae report {input.results:q} --kind selection --name selection --criterion {params.criterion:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
@@ -133,16 +141,16 @@ rule install_vae:
         vae=res("models/vae_{variant}.pt"),
         log=res("models/vae_{variant}.train.csv"),
         curve=res("models/vae_{variant}.steps.csv"),
-    wildcard_constraints:
-        variant=any_of(SWEEPS),
     log:
         res("logs/models/vae_{variant}.install.log"),
     benchmark:
         res("benchmarks/models/vae_{variant}.install.tsv")
+    wildcard_constraints:
+        variant=any_of(SWEEPS),
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    conda:
-        "../envs/madvae.yaml"
     script:
         "../scripts/install_selected.py"

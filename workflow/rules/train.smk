@@ -12,18 +12,18 @@ rule train:
         vae=res(per_seed("models/vae_{variant}.pt")),
         log=res(per_seed("models/vae_{variant}.train.csv")),
         curve=res(per_seed("models/vae_{variant}.steps.csv")),
-    params:
-        options=vae_options,
-        device=DEVICE,
     log:
         res(per_seed("models/vae_{variant}.log", "logs")),
     benchmark:
         res(per_seed("models/vae_{variant}.tsv", "benchmarks"))
+    conda:
+        "../envs/madvae.yaml"
     threads: job_threads("train")
     resources:
         **job_resources("train"),
-    conda:
-        "../envs/madvae.yaml"
+    params:
+        options=vae_options,
+        device=DEVICE,
     shell:
         "madvae train {input.sets:q} {params.options} --resume --device {params.device:q} --no-progress "
         "--out {output.vae:q} > {log:q} 2>&1"

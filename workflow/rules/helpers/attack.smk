@@ -2,8 +2,14 @@
 
 
 def evaluate_options(wildcards):
-    return options("--batch-size", config["evaluate"]["batch_size"], "--samples", config["evaluate"]["samples"],
-                   "--seed", seed_of(wildcards))
+    return options(
+        "--batch-size",
+        config["evaluate"]["batch_size"],
+        "--samples",
+        config["evaluate"]["samples"],
+        "--seed",
+        seed_of(wildcards),
+    )
 
 
 def param_items(params):
@@ -43,8 +49,14 @@ def blackbox_options(wildcards, input):
 
 
 def overpowered_options(wildcards):
-    return options("--preset", OVERPOWERED["preset"], *param_items(OVERPOWERED["params"]), "--seed", seed_of(wildcards),
-                   *limit_items(OVERPOWERED.get("limit")))
+    return options(
+        "--preset",
+        OVERPOWERED["preset"],
+        *param_items(OVERPOWERED["params"]),
+        "--seed",
+        seed_of(wildcards),
+        *limit_items(OVERPOWERED.get("limit")),
+    )
 
 
 def adaptive_options(wildcards, input):

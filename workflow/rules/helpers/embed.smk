@@ -28,15 +28,32 @@ def attack_figures(ext, attack="{attack}"):
     return [res(f"figures/umap/{attack}/{name}.{ext}") for name in attack_figure_names()]
 
 
+# Snakemake's report(): a .smk line may not start with "report(" (the parser takes it for the report: keyword), and
+# snakefmt puts long calls on lines of their own
+captioned = report
+
+
 def attack_figure_reports():
     """The PNG outputs of embed_attack, each captioned and labelled for the HTML report."""
     common = {"category": "UMAP", "subcategory": "{attack}"}
-    figures = [report(res("figures/umap/{attack}/input.png"), caption="../report/umap_attack.rst",
-                      labels={"attack": "{attack}", "figure": "input, predicted label"}, **common)]
+    figures = [
+        captioned(
+            res("figures/umap/{attack}/input.png"),
+            caption="../report/umap_attack.rst",
+            labels={"attack": "{attack}", "figure": "input, predicted label"},
+            **common,
+        )
+    ]
     for v in embed_variants():
         for space in config["embed"]["spaces"]:
-            figures.append(report(res(f"figures/umap/{{attack}}/{v}_{space}.png"), caption="../report/umap_defense.rst",
-                                  labels={"attack": "{attack}", "figure": f"{v} {space}, predicted label"}, **common))
+            figures.append(
+                captioned(
+                    res(f"figures/umap/{{attack}}/{v}_{space}.png"),
+                    caption="../report/umap_defense.rst",
+                    labels={"attack": "{attack}", "figure": f"{v} {space}, predicted label"},
+                    **common,
+                )
+            )
     return figures
 
 
@@ -45,18 +62,37 @@ def embed_vaes():
 
 
 def overpowered_figure_reports():
-    return [report(path, caption="../report/umap_overpowered.rst", category="UMAP", subcategory="overpowered",
-                   labels={"attack": "overpowered", "figure": f"{{variant}} {space}, before / after, true label"})
-            for path, space in zip(overpowered_figures("png"), OVERPOWERED_SPACES)]
+    return [
+        captioned(
+            path,
+            caption="../report/umap_overpowered.rst",
+            category="UMAP",
+            subcategory="overpowered",
+            labels={"attack": "overpowered", "figure": f"{{variant}} {space}, before / after, true label"},
+        )
+        for path, space in zip(overpowered_figures("png"), OVERPOWERED_SPACES)
+    ]
 
 
 def overpowered_figure_options(wildcards):
     """Table 3's preset and params at the one figure norm (its norms list does not apply), embed's figure size."""
     embed = config["embed"]
     params = [param for param in OVERPOWERED["params"] if not param.startswith("norms=")]
-    return options("--norm", OVERPOWERED["figure_norm"], "--preset", OVERPOWERED["preset"], *param_items(params),
-                   "--n", OVERPOWERED["figure_n"], "--width", embed["width"], "--height", embed["height"],
-                   "--dpi", embed["dpi"])
+    return options(
+        "--norm",
+        OVERPOWERED["figure_norm"],
+        "--preset",
+        OVERPOWERED["preset"],
+        *param_items(params),
+        "--n",
+        OVERPOWERED["figure_n"],
+        "--width",
+        embed["width"],
+        "--height",
+        embed["height"],
+        "--dpi",
+        embed["dpi"],
+    )
 
 
 def embed_options(wildcards):

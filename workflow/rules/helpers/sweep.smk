@@ -9,8 +9,9 @@ def sweep_candidates(variant, file="vae.pt"):
 
 
 def val_evaluations():
-    return [res(f"eval/sweep/{v}/{combo}/{attack}.json")
-            for v in SWEEPS for combo in SWEEPS[v] for attack in VAL_ATTACKS]
+    return [
+        res(f"eval/sweep/{v}/{combo}/{attack}.json") for v in SWEEPS for combo in SWEEPS[v] for attack in VAL_ATTACKS
+    ]
 
 
 def installed_candidates(wildcards):

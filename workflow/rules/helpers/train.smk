@@ -4,7 +4,6 @@ import itertools
 from madvae.registry import LOSS_VARIANTS, LOSS_WEIGHTS, SWEEP_OPTIONS
 
 
-
 def vae_input(wildcards):
     """identity learns x_clean -> x_clean from the clean set; the others learn from every adversarial set."""
     loss = VARIANTS[wildcards.variant]["loss"]
@@ -56,11 +55,15 @@ def sweep_grid(name):
     swept = [k for k in SWEEP_OPTIONS if len(values[k]) > 1 and k not in UNUSED_WEIGHTS[VARIANTS[name]["loss"]]]
     if not swept:
         return {}
-    return {os.path.join(*(f"{k}~{v}" for k, v in zip(swept, combo))): dict(zip(swept, combo))
-            for combo in itertools.product(*(values[k] for k in swept))}
+    return {
+        os.path.join(*(f"{k}~{v}" for k, v in zip(swept, combo))): dict(zip(swept, combo))
+        for combo in itertools.product(*(values[k] for k in swept))
+    }
 
 
 SWEEPS = {name: grid for name in VARIANTS if (grid := sweep_grid(name))}
 if len(SEEDS) > 1 and SWEEPS:
-    raise WorkflowError(f"config seeds: {SEEDS} with a sweep ({', '.join(SWEEPS)}); a sweep selects one model per "
-                        "variant and takes one seed: give seeds one entry, or no lists in the training options")
+    raise WorkflowError(
+        f"config seeds: {SEEDS} with a sweep ({', '.join(SWEEPS)}); a sweep selects one model per "
+        "variant and takes one seed: give seeds one entry, or no lists in the training options"
+    )
