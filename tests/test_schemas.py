@@ -41,8 +41,9 @@ def doc_type(schema: dict) -> str:
         return " or ".join(kinds)
     if "const" in schema:
         return {bool: "bool", int: "int", str: "str"}[type(schema["const"])]
-    if "enum" in schema:
-        return "str"
+    if "enum" in schema:  # names; or versions and flags (format_version 1|2, complete 1 or the legacy true)
+        kinds = {type(value) for value in schema["enum"]}
+        return "str" if kinds == {str} else "int" if kinds <= {int, bool} else "str"
     kind = schema["type"]
     if kind == "object" and schema.get("additionalProperties", {}).get("type") == "tensor":
         return "object of tensors"

@@ -56,8 +56,10 @@ def _workflow_rules():
     return rules
 
 
-def test_local_profile_differs_from_the_cluster_profile_only_by_partition_and_gpu():
+def test_local_profile_differs_from_the_cluster_profile_only_by_partition_gpu_and_status_command():
     real, local = _load(REAL_PROFILE), _load(LOCAL_PROFILE)
+    # a real site has job accounting: the plugin's default status command (sacct); the local cluster has none
+    assert "slurm-status-command" not in real and local.pop("slurm-status-command") == "squeue"
     assert _without_placement(local) == _without_placement(real)
     assert real["executor"] == "slurm"
     # the local one is placed on this machine: partition main, no GPU
@@ -89,9 +91,11 @@ def test_cluster_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
     for name, resources in profile["set-resources"].items():
         if name not in gpu_rules:
             assert not ({"gpu", "gres", "gpu_model"} & set(resources)), name
-    # squeue status mode needs MinJobAge (600 s in up.sh's slurm.conf, 300 s by default) >= 3 x init seconds
-    assert profile["slurm-status-command"] == "squeue"
-    assert 3 * profile["slurm-init-seconds-before-status-checks"] <= 300
+    # the local profile's squeue status mode needs MinJobAge (600 s in up.sh's slurm.conf, 300 s by default) >= 3 x
+    # init seconds; the real one leaves the plugin's default, sacct
+    assert "slurm-status-command" not in profile
+    assert _load(LOCAL_PROFILE)["slurm-status-command"] == "squeue"
+    assert 3 * _load(LOCAL_PROFILE)["slurm-init-seconds-before-status-checks"] <= 300
 
 
 def _env():

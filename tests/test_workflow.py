@@ -136,6 +136,17 @@ def test_three_seeds_repeat_the_purifiers_and_evaluations_and_the_tables_take_ev
     assert "seeds/0/models/vae_vanilla.pt" in samples and "seeds/1/" not in samples  # figures: the first seed
 
 
+def test_a_retried_job_gets_more_time_and_memory(tmp_path):
+    """Attempt 2 of a job (a retry after SLURM's TIMEOUT or OUT_OF_MEMORY) asks for twice the first's runtime and
+    memory, attempt 3 three times, so it is not rerun at the limit that killed it."""
+    base = load(DEFAULT)["resources"]["train"]
+    for attempt in (1, 2, 3):
+        done = snakemake("-n", "--attempt", attempt, results=tmp_path / "results")
+        assert done.returncode == 0, done.stderr[-2000:]
+        block = (done.stdout + done.stderr).split("rule train:")[1].split("\n\n")[0]
+        assert f"runtime={base['runtime'] * attempt}," in block and f"mem_mb={base['mem_mb'] * attempt}," in block
+
+
 def test_a_sweep_over_several_seeds_is_refused(tmp_path):
     config = effective(ROOT / "config" / "sweep.yaml")
     config["seeds"] = [0, 1]

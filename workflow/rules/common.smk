@@ -30,10 +30,20 @@ def job_threads(kind):
     return RES[kind]["cpus_per_task"]
 
 
+def grows_with_attempt(amount):
+    """A resource that a retried job gets more of: a job killed at its time or memory limit (SLURM TIMEOUT,
+    OUT_OF_MEMORY) is not rerun at the same limit; attempt 2 has twice the first, attempt 3 three times."""
+    return lambda wildcards, attempt: amount * attempt
+
+
 def job_resources(kind):
     """A rule's resources (config resources.<kind>; the site's partitions and accounts live in the profile)."""
     spec = RES[kind]
-    found = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "cpus_per_task": spec["cpus_per_task"]}
+    found = {
+        "mem_mb": grows_with_attempt(spec["mem_mb"]),
+        "runtime": grows_with_attempt(spec["runtime"]),
+        "cpus_per_task": spec["cpus_per_task"],
+    }
     return {**found, "gpu": RES["gpu"]} if kind in GPU_JOBS else found
 
 
