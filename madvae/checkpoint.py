@@ -41,10 +41,7 @@ def save_checkpoint(path, *, kind: str, arch: str, model: torch.nn.Module, confi
         "extra": extra_tensors or {},
     }
     validate(decode_json_fields(payload, CHECKPOINT, path), CHECKPOINT, path)  # a wrong field here is our bug
-    data = _to_safetensors(payload)
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
+    write_bytes_atomically(_to_safetensors(payload), path)
     return Path(path)
 
 
@@ -98,14 +95,19 @@ def _read_safetensors(path) -> dict:
     return payload
 
 
-def save_atomically(payload, path) -> None:
-    """torch.save through a temporary file. Serialised in memory first: torch.save reports a failed write
-    (disk full) as an opaque RuntimeError, a plain file write as the OSError it is."""
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
+def write_bytes_atomically(data, path) -> None:
+    """Serialised bytes through a temporary file: a failed write (disk full) is the OSError it is."""
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
-            handle.write(buffer.getbuffer())
+            handle.write(data)
+
+
+def save_atomically(payload, path) -> None:
+    """torch.save (the resume state) through a temporary file. Serialised in memory first: torch.save reports a
+    failed write as an opaque RuntimeError."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomically(buffer.getbuffer(), path)
 
 
 class Checkpoint:

@@ -257,18 +257,9 @@ def _numbers(option: str, text: str) -> list[float]:
 
 
 def _summary(metrics: dict) -> str:
-    parts = []
-    for key, value in metrics.items():
-        if isinstance(value, dict) and "eps" in value:  # a curve
-            parts.append(f"{key} acc " + ", ".join(f"eps {e:g}: {a:.4f}" for e, a in zip(value["eps"],
-                                                                                      value["accuracy"])))
-        elif isinstance(value, dict):
-            parts.append(f"{key} acc {value['accuracy']:.4f} agr {value['agreement']:.4f}")
-        elif isinstance(value, (int, float)):
-            parts.append(f"{key} {value:.4f}")
-        else:  # e.g. a within-budget accuracy when no attack met the budget
-            parts.append(f"{key} n/a")
-    return "; ".join(parts)
+    from madvae.results import metric_text
+
+    return "; ".join(metric_text(group, values, "acc", "agr") for group, values in metrics.items())
 
 
 app.command(cls=Command)(embed)

@@ -8,7 +8,8 @@ import typer
 
 from madvae.cli_options import (DeviceOpt, Device, EmbedColour, EmbedSpace, OverpoweredPreset, ProgressOpt,
                                 ReportKind, SeedOpt, SetField, fail_cleanly, given_options)
-from madvae.errors import UsageError
+from madvae.errors import UsageError, does_not_apply
+from madvae.evaluate import option_name
 
 # --- embed (issue 3: madvae/embed.py) ---
 
@@ -17,7 +18,7 @@ def refuse_stray(given: set, applies: dict, what: str) -> None:
     """``applies``: {option: whether it applies to ``what``}; one given that does not is a usage error."""
     stray = [name for name, used in applies.items() if name in given and not used]
     if stray:
-        raise UsageError(f"{', '.join('--' + name.replace('_', '-') for name in stray)} does not apply to {what}")
+        raise does_not_apply(map(option_name, stray), what)
 
 
 @fail_cleanly

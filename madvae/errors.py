@@ -32,6 +32,11 @@ class UsageError(MadvaeError):
     EXIT_CODE = 2
 
 
+def does_not_apply(options, what: str, hint: str | None = None) -> UsageError:
+    """The one wording of a refused option: ``--a, --b does not apply to WHAT``."""
+    return UsageError(f"{', '.join(options)} does not apply to {what}", hint=hint)
+
+
 class WriteError(MadvaeError):
     """An output could not be written (no space, read-only, permissions); the inputs were fine."""
 

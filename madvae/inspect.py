@@ -8,46 +8,42 @@ import numpy as np
 
 from madvae.checkpoint import load_checkpoint
 from madvae.errors import MadvaeError
+from madvae.results import load_result, metric_text
 from madvae.store import NUM_CLASSES, open_set
 from madvae.util import refuse_special_file, sha256_file
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-def inspect_path(path) -> dict:
+def file_kind(path) -> str:
+    """"set", "result" or "checkpoint", from the file's first bytes (and its suffix: a broken set is reported as
+    a set, a broken result as a result)."""
     path = Path(path)
     refuse_special_file(path)
     if not path.is_file():
         raise MadvaeError("no such file", path)
     with open(path, "rb") as handle:
         head = handle.read(8)
-    if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):  # a broken set is reported as a set
-        return summarize_set(path)
+    if head == HDF5_MAGIC or path.suffix.lower() in (".h5", ".hdf5"):
+        return "set"
     if head.lstrip()[:1] == b"{" or path.suffix.lower() == ".json":
-        return summarize_result(path)
-    return summarize_checkpoint(path)
+        return "result"
+    return "checkpoint"
+
+
+def inspect_path(path) -> dict:
+    return {"set": summarize_set, "result": summarize_result, "checkpoint": summarize_checkpoint}[file_kind(path)](path)
 
 
 def summarize_result(path) -> dict:
     """A `madvae attack` result: what was attacked, through what, on how many images, and its numbers."""
-    from madvae.results import load_result
-
     result = load_result(path, kind=None)
-    numbers = {group: values for group, values in result["metrics"].items()}
     return {"type": "result", "path": str(path), "sha256": sha256_file(path), "kind": result["kind"],
             "encoding": f"{result['encoding-type']} {result['encoding-version']}", "dataset": result["dataset"],
             "split": result["split"], "n": result["n"], "attack": result["attack"],
             "defense": result["defense"]["name"], "samples": result["defense"].get("samples", 0),
             "seed": result.get("seed"), "quick": result.get("quick", False), "params": result.get("params", {}),
-            "creator_version": result.get("creator_version"), "metrics": numbers}
-
-
-def _metric_text(group: str, values) -> str:
-    if isinstance(values, dict) and "eps" in values:  # a curve
-        return f"{group} accuracy " + ", ".join(f"eps {e:g}: {a:.4f}" for e, a in zip(values["eps"], values["accuracy"]))
-    if isinstance(values, dict):
-        return f"{group} accuracy {values['accuracy']:.4f} agreement {values['agreement']:.4f}"
-    return f"{group} {values:.4f}" if isinstance(values, (int, float)) else f"{group} n/a"
+            "creator_version": result.get("creator_version"), "metrics": result["metrics"]}
 
 
 def summarize_set(path, batch_size: int = 2048) -> dict:
@@ -113,7 +109,7 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  {summary['dataset']} {summary['split']}, n {summary['n']}, seed {seed}")
         if summary["params"]:
             lines.append(f"  params {json.dumps(summary['params'], sort_keys=True)}")
-        lines += [f"  {_metric_text(group, values)}" for group, values in summary["metrics"].items()]
+        lines += [f"  {metric_text(group, values)}" for group, values in summary["metrics"].items()]
         lines.append(f"  written by madvae {summary['creator_version']}")
     else:
         lines.append(f"{summary['path']}: madvae {summary['kind']} checkpoint, arch {summary['arch']}, "

@@ -47,6 +47,16 @@ def result_header(kind: str, reader, set_path, n: int, classifier_path, classifi
     }
 
 
+def metric_text(group: str, values, accuracy: str = "accuracy", agreement: str = "agreement") -> str:
+    """One metric group as text: ``defended accuracy 0.9100 agreement 0.9300``, a curve's accuracy per eps, or a
+    plain number (n/a where it is null: a within-budget accuracy when no attack met the budget)."""
+    if isinstance(values, dict) and "eps" in values:
+        return f"{group} {accuracy} " + ", ".join(f"eps {e:g}: {a:.4f}" for e, a in zip(values["eps"], values["accuracy"]))
+    if isinstance(values, dict):
+        return f"{group} {accuracy} {values['accuracy']:.4f} {agreement} {values['agreement']:.4f}"
+    return f"{group} {values:.4f}" if isinstance(values, (int, float)) else f"{group} n/a"
+
+
 def write_result(path, payload: dict) -> Path:
     """Validate (a field of the wrong type is a bug here, not in a reader's file) and write atomically."""
     validate(payload, RESULT, path)

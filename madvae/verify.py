@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from madvae.errors import MadvaeError
-from madvae.inspect import inspect_path
+from madvae.inspect import file_kind, inspect_path
 from madvae.results import load_result
 from madvae.util import sha256_file
 
@@ -38,11 +37,7 @@ def summarize_any(path) -> dict:
     """Integrity first: a set is read to its last sample (fletcher32 and value checks), a checkpoint is loaded
     safely and rebuilt, a result JSON is parsed; any failure is a MadvaeError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise MadvaeError("no such file", path)
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head.lstrip()[:1] == b"{":
+    if file_kind(path) == "result":
         payload = load_result(path, kind=None)
         return {"type": "result", "path": str(path), "sha256": sha256_file(path), "payload": payload}
     return inspect_path(path)  # a set or a checkpoint, told apart as `madvae inspect` does

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from madvae.attacks import ADAPTIVE_ATTACKS
-from madvae.errors import UsageError
+from madvae.errors import UsageError, does_not_apply
 
 
 @dataclass
@@ -133,8 +133,8 @@ def refuse_stray_options(mode: str, request: Request) -> None:
              and (f.name in request.given or getattr(request, f.name) != getattr(default, f.name))]
     if stray:
         takes = sorted(option_name(name) for name in MODES[mode].takes)
-        raise UsageError(f"{', '.join(map(option_name, stray))} does not apply to --mode {mode}",
-                         hint=f"it takes {', '.join(takes)} besides --set, --out, --seed, --device, --limit")
+        raise does_not_apply(map(option_name, stray), f"--mode {mode}",
+                             hint=f"it takes {', '.join(takes)} besides --set, --out, --seed, --device, --limit")
 
 
 def evaluate(mode: str, request: Request) -> dict:
