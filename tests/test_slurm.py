@@ -22,28 +22,13 @@ REAL_PROFILE = ROOT / "profiles" / "slurm" / "profile.yaml"
 LOCAL_PROFILE = ROOT / "cluster" / "local" / "profile" / "profile.yaml"
 TINY = ROOT / ".test" / "config" / "config.yaml"
 STATE = Path(os.environ.get("MADVAE_SLURM_STATE", "/tmp/madvae-slurm"))
-# what the local profile may change: where jobs go and what GPUs they ask for
-PLACEMENT_KEYS = {"slurm_partition", "gpu", "gpu_model", "gres"}
+WORKFLOW_PROFILE = ROOT / "profiles" / "default" / "profile.yaml"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 RUN_TIMEOUT_S = 45 * 60
 
 
 def _load(path):
     return yaml.safe_load(path.read_text())
-
-
-def _without_placement(profile):
-    """The profile minus partition/GPU entries (a rule entry left empty disappears)."""
-    out = dict(profile)
-    out["default-resources"] = {k: v for k, v in profile.get("default-resources", {}).items()
-                                if k not in PLACEMENT_KEYS}
-    rules = {}
-    for rule, resources in (profile.get("set-resources") or {}).items():
-        kept = {k: v for k, v in resources.items() if k not in PLACEMENT_KEYS}
-        if kept:
-            rules[rule] = kept
-    out["set-resources"] = rules
-    return out
 
 
 def _workflow_rules():
@@ -56,41 +41,36 @@ def _workflow_rules():
     return rules
 
 
-def test_local_profile_differs_from_the_cluster_profile_only_by_partition_gpu_and_status_command():
+def test_local_profile_differs_from_the_cluster_profile_only_by_status_command_and_partitions():
     real, local = _load(REAL_PROFILE), _load(LOCAL_PROFILE)
     # a real site has job accounting: the plugin's default status command (sacct); the local cluster has none
     assert "slurm-status-command" not in real and local.pop("slurm-status-command") == "squeue"
-    assert _without_placement(local) == _without_placement(real)
-    assert real["executor"] == "slurm"
-    # the local one is placed on this machine: partition main, no GPU
-    assert local["default-resources"]["slurm_partition"] == "main"
-    for rule, resources in local["set-resources"].items():
-        assert resources.get("slurm_partition", "main") == "main", rule
-        assert resources.get("gpu", 0) == 0 and "gres" not in resources, rule
+    assert local == real and real["executor"] == "slurm"
+    # partitions are the site's: each profile names its own file, next to it; no rule's resources in either
+    assert real["slurm-partition-config"] == "partitions.yaml" and "set-resources" not in real
+    assert "slurm_partition" not in real["default-resources"]
+    local_parts = _load(LOCAL_PROFILE.parent / "partitions.yaml")["partitions"]
+    assert local_parts == {"main": {"max_gpu": 0}}, "up.sh makes one partition, main, without GPUs"
+    real_parts = _load(REAL_PROFILE.parent / "partitions.yaml")["partitions"]
+    assert sorted(limits["max_gpu"] for limits in real_parts.values()) == [0, 1]
 
 
-def test_cluster_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
+def test_workflow_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
     rules = _workflow_rules()
-    if not rules:
-        pytest.skip("workflow/rules/*.smk not there yet")
-    profile = _load(REAL_PROFILE)
+    profile = _load(WORKFLOW_PROFILE)
+    assert set(profile) == {"set-resources"}, "the workflow profile holds per-rule resources only"
     # Snakemake silently ignores set-resources for a rule that does not exist: catch typos and renames
     unknown = set(profile["set-resources"]) - set(rules)
-    assert not unknown, f"profiles/slurm/profile.yaml set-resources names no rule of the workflow: {unknown}"
-    # a rule's resources are job_resources(KIND) (workflow/rules/common.smk), with a GPU for the kinds in GPU_JOBS
-    common = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    gpu_jobs = set(re.findall(r'"(\w+)"', re.search(r"^GPU_JOBS = \(([^)]*)\)", common, flags=re.M).group(1)))
+    assert not unknown, f"profiles/default/profile.yaml set-resources names no rule of the workflow: {unknown}"
+    # the rules that generate attacks, train or evaluate: job_resources("gen" | "train" | "attack")
     gpu_rules = {name for name, body in rules.items()
-                 if set(re.findall(r'job_resources\("(\w+)"\)', body)) & gpu_jobs}
-    assert gpu_rules, "no rule declares a gpu resource"
-    for name in gpu_rules:
-        resources = profile["set-resources"].get(name, {})
-        assert resources.get("gpu") == 1 or "gpu" in str(resources.get("gres", "")), \
-            f"rule {name} declares gpu= but the cluster profile does not request a GPU for it"
-    # the CPU rules stay CPU
-    for name, resources in profile["set-resources"].items():
-        if name not in gpu_rules:
-            assert not ({"gpu", "gres", "gpu_model"} & set(resources)), name
+                 if set(re.findall(r'job_resources\("(\w+)"\)', body)) & {"gen", "train", "attack"}}
+    assert len(gpu_rules) >= 10
+    asked = {name for name, resources in profile["set-resources"].items() if resources == {"gpu": 1}}
+    assert asked == gpu_rules == set(profile["set-resources"]), \
+        f"no GPU for {gpu_rules - asked}; a GPU for CPU rules {asked - gpu_rules}"
+    # no rule asks for GPUs itself, so the profile is the one place they are set
+    assert not [name for name, body in rules.items() if re.search(r"\bgpu\s*=", body)]
     # the local profile's squeue status mode needs MinJobAge (600 s in up.sh's slurm.conf, 300 s by default) >= 3 x
     # init seconds; the real one leaves the plugin's default, sacct
     assert "slurm-status-command" not in profile
@@ -106,6 +86,60 @@ def _env():
     env["MADVAE_SLURM_STATE"] = str(STATE)
     env.pop("SLURM_JOB_ID", None)
     return env
+
+
+FAKE_SLURM = """#!/bin/sh
+# a stand-in for a SLURM command: records how it was called, submits nothing
+printf '%s\\n' "$(basename "$0") $*" >> "$FAKE_SLURM_LOG"
+echo "$(basename "$0"): error: not a cluster (test)" >&2
+exit 1
+"""
+
+
+def test_site_and_workflow_profiles_give_a_gpu_rule_its_gpu_partition_and_a_cpu_rule_none(tmp_path):
+    """What sbatch would get, without a cluster: the real profile (placeholders filled in) and the workflow profile
+    that Snakemake picks up from the repository root, with stand-ins for sbatch & co. that record their arguments."""
+    bin_dir, site = tmp_path / "bin", tmp_path / "slurm"
+    bin_dir.mkdir()
+    for command in ("sbatch", "sacct", "sacctmgr", "sshare", "sinfo", "squeue", "scontrol", "srun"):
+        (bin_dir / command).write_text(FAKE_SLURM)
+        (bin_dir / command).chmod(0o755)
+    site.mkdir()
+    (site / "profile.yaml").write_text(REAL_PROFILE.read_text())
+    partitions = (REAL_PROFILE.parent / "partitions.yaml").read_text()
+    (site / "partitions.yaml").write_text(partitions.replace("EDIT-ME-cpu-partition", "cpus")
+                                          .replace("EDIT-ME-gpu-partition", "gpus"))
+    results = tmp_path / "results"
+    (results / "sets").mkdir(parents=True)
+    (results / "models").mkdir()
+    # gen_test's inputs exist, so it is submitted at once, beside the clean train set's job (a CPU rule)
+    (results / "sets" / "mnist-5k_test.h5").touch()
+    (results / "models" / "classifier.pt").touch()
+    calls = tmp_path / "calls.log"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_SLURM_LOG": str(calls)}
+    env.pop("SLURM_JOB_ID", None)
+
+    def sbatch_calls(target):
+        """The sbatch lines for one target; a failed submission stops Snakemake, so one target at a time."""
+        calls.write_text("")
+        done = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(site), "--config",
+                               f"results_dir={results}", "--", str(target)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0, "nothing can be submitted here"
+        assert "workflow specific profile profiles/default" in done.stderr
+        lines = [line for line in calls.read_text().splitlines() if line.startswith("sbatch ")]
+        assert lines, f"no sbatch call for {target}:\n{done.stderr[-3000:]}"
+        return lines
+
+    gpu = sbatch_calls(results / "sets" / "test" / "pgd.h5")
+    cpu = sbatch_calls(results / "sets" / "mnist-5k_train.h5")
+    assert all("--comment rule_gen_test_" in line for line in gpu)
+    assert all("--comment rule_clean_set_" in line for line in cpu)
+    # each retry asks for more: attempt k gets k times the config's run time and memory (resources.gen)
+    assert " -p gpus " in gpu[0] and " --gpus=1 " in gpu[0]
+    assert " -t 60 --mem 4000 " in gpu[0] and " --cpus-per-task=2 " in gpu[0]
+    assert len(gpu) == 3 and " -t 180 --mem 12000 " in gpu[-1], "retries: 2, each with more time and memory"
+    assert " -p cpus " in cpu[0] and "--gpus" not in cpu[0] and "--gres" not in cpu[0]
 
 
 def _cluster_already_up():
@@ -180,7 +214,9 @@ def test_tiny_workflow_runs_through_slurm(tmp_path):
         args = ["--configfile", str(tiny), "--config", f"results_dir={results}"]
         snakemake = [sys.executable, "-m", "snakemake", "-s", "workflow/Snakefile"]
         started = time.time()
-        rc = _run_snakemake(snakemake + ["--profile", str(LOCAL_PROFILE)] + args, env, log_path)
+        # no GPUs on this cluster: the workflow profile's GPU requests would make sbatch refuse the GPU jobs
+        profiles = ["--profile", str(LOCAL_PROFILE), "--workflow-profile", "none"]
+        rc = _run_snakemake(snakemake + profiles + args, env, log_path)
         wall = time.time() - started
         text = log_path.read_text(errors="replace")
         print(f"\nSLURM run: {wall:.0f} s wall time, rc {rc}; log {log_path}")

@@ -200,7 +200,7 @@ def test_one_more_variant_adds_its_training_evaluations_and_figures(tmp_path, de
     ({"epochs": 3}, ["'epochs' was unexpected"]),
     ({"variants": [{"loss": "vanilla", "epoch": 3}]}, ["'epoch' was unexpected"]),
     ({"classifier": {"epochs": "many"}}, ["'many' is not of type 'integer'", "['classifier']['epochs']"]),
-    ({"resources": {"gpu": 0.5}}, ["0.5 is not of type 'integer'", "['resources']['gpu']"]),
+    ({"resources": {"gpu": 1}}, ["'gpu' was unexpected", "['resources']"]),  # GPUs: profiles/default
     ({"test_attacks": [{"attack": "deepfool"}]}, ["'deepfool' is not one of"]),
     ({"train_attacks": [{"attack": "fgsm"}]}, ["'preset' is a required property"]),
     ({"variants": [{"loss": "vanilla", "name": "none"}]}, ["['variants'][0]['name']"]),

@@ -23,9 +23,6 @@ ROW_TABLE_FILES = ("{name}_accuracy.csv", "{name}_agreement.csv", "{name}.md")
 RESERVED_NAMES = ("none", "blackbox-paper", "blackbox-transfer", "overpowered", "adaptive", "curves", "sweep")
 
 
-GPU_JOBS = ("gen", "train", "attack")  # the job kinds that get config resources.gpu GPUs
-
-
 def job_threads(kind):
     return RES[kind]["cpus_per_task"]
 
@@ -37,14 +34,14 @@ def grows_with_attempt(amount):
 
 
 def job_resources(kind):
-    """A rule's resources (config resources.<kind>; the site's partitions and accounts live in the profile)."""
+    """A rule's memory, run time and CPUs (config resources.<kind>). Its GPUs come from the workflow profile
+    (profiles/default/profile.yaml), the site's partitions and account from the site profile (profiles/slurm)."""
     spec = RES[kind]
-    found = {
+    return {
         "mem_mb": grows_with_attempt(spec["mem_mb"]),
         "runtime": grows_with_attempt(spec["runtime"]),
         "cpus_per_task": spec["cpus_per_task"],
     }
-    return {**found, "gpu": RES["gpu"]} if kind in GPU_JOBS else found
 
 
 def res(path):
