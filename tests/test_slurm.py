@@ -46,6 +46,9 @@ def test_local_profile_differs_from_the_cluster_profile_only_by_status_command_a
     # a real site has job accounting: the plugin's default status command (sacct); the local cluster has none
     assert "slurm-status-command" not in real and local.pop("slurm-status-command") == "squeue"
     assert local == real and real["executor"] == "slurm"
+    # the local profile's squeue status mode needs MinJobAge (600 s in up.sh's slurm.conf, 300 s by default) >= 3 x
+    # init seconds
+    assert 3 * local["slurm-init-seconds-before-status-checks"] <= 300
     # partitions are the site's: each profile names its own file, next to it; no rule's resources in either
     assert real["slurm-partition-config"] == "partitions.yaml" and "set-resources" not in real
     assert "slurm_partition" not in real["default-resources"]
@@ -71,11 +74,6 @@ def test_workflow_profile_names_real_rules_and_gives_every_gpu_rule_a_gpu():
         f"no GPU for {gpu_rules - asked}; a GPU for CPU rules {asked - gpu_rules}"
     # no rule asks for GPUs itself, so the profile is the one place they are set
     assert not [name for name, body in rules.items() if re.search(r"\bgpu\s*=", body)]
-    # the local profile's squeue status mode needs MinJobAge (600 s in up.sh's slurm.conf, 300 s by default) >= 3 x
-    # init seconds; the real one leaves the plugin's default, sacct
-    assert "slurm-status-command" not in profile
-    assert _load(LOCAL_PROFILE)["slurm-status-command"] == "squeue"
-    assert 3 * _load(LOCAL_PROFILE)["slurm-init-seconds-before-status-checks"] <= 300
 
 
 def _env():
@@ -112,7 +110,7 @@ def test_site_and_workflow_profiles_give_a_gpu_rule_its_gpu_partition_and_a_cpu_
     results = tmp_path / "results"
     (results / "sets").mkdir(parents=True)
     (results / "models").mkdir()
-    # gen_test's inputs exist, so it is submitted at once, beside the clean train set's job (a CPU rule)
+    # gen_test's inputs exist, so it is the one job submitted for its target
     (results / "sets" / "mnist-5k_test.h5").touch()
     (results / "models" / "classifier.pt").touch()
     calls = tmp_path / "calls.log"
@@ -137,8 +135,11 @@ def test_site_and_workflow_profiles_give_a_gpu_rule_its_gpu_partition_and_a_cpu_
     assert all("--comment rule_clean_set_" in line for line in cpu)
     # each retry asks for more: attempt k gets k times the config's run time and memory (resources.gen)
     assert " -p gpus " in gpu[0] and " --gpus=1 " in gpu[0]
-    assert " -t 60 --mem 4000 " in gpu[0] and " --cpus-per-task=2 " in gpu[0]
-    assert len(gpu) == 3 and " -t 180 --mem 12000 " in gpu[-1], "retries: 2, each with more time and memory"
+    gen = _load(ROOT / "config" / "config.yaml")["resources"]["gen"]
+    assert f" -t {gen['runtime']} --mem {gen['mem_mb']} " in gpu[0]
+    assert f" --cpus-per-task={gen['cpus_per_task']} " in gpu[0]
+    assert len(gpu) == 3, "retries: 2"
+    assert f" -t {3 * gen['runtime']} --mem {3 * gen['mem_mb']} " in gpu[-1], "the 3rd attempt gets 3x time and memory"
     assert " -p cpus " in cpu[0] and "--gpus" not in cpu[0] and "--gres" not in cpu[0]
 
 
