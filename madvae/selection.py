@@ -239,3 +239,27 @@ def install_selected(selection_path, variant: str, out) -> dict:
         with atomic_output(dst) as tmp:
             shutil.copyfile(src, tmp)
     return {"variant": variant, "source": str(source), "out": str(out), "options": winner["options"]}
+
+
+def main(argv=None) -> int:
+    """The workflow's install_vae step, `python -m madvae.selection SELECTION.json VARIANT OUT.pt`: a module
+    entry rather than a Snakemake script, so it runs with the same Python as every other rule (--sdm none,
+    conda or apptainer)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if len(args) != 3:
+        print("usage: python -m madvae.selection SELECTION.json VARIANT OUT.pt", file=sys.stderr)
+        return UsageError.EXIT_CODE
+    try:
+        done = install_selected(*args)
+    except MadvaeError as exc:  # one line, as the madvae CLI prints it
+        print(f"madvae: error: {exc}", file=sys.stderr)
+        return exc.EXIT_CODE
+    options = ", ".join(f"{key} {value}" for key, value in done["options"].items())
+    print(f"{done['out']}: kept {done['source']} ({options}) with its training logs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -118,6 +118,23 @@ def test_install_copies_the_kept_checkpoint_and_its_logs_byte_for_byte(grid, tmp
         install_selected(tmp_path / "t" / "selection.json", "combined", out)
 
 
+def test_install_step_as_the_workflow_runs_it(grid, tmp_path, capsys):
+    """`python -m madvae.selection SELECTION VARIANT OUT` (rule install_vae): a line on success, the CLI's one-line
+    error and exit codes otherwise."""
+    from madvae.errors import UsageError
+    from madvae.selection import main
+
+    folder, paths = grid
+    write_selection(paths, tmp_path / "t")
+    selection, out = tmp_path / "t" / "selection.json", tmp_path / "models" / "vae_combined.pt"
+    assert main([str(selection), "combined", str(out)]) == 0 and out.is_file()
+    assert capsys.readouterr().out.startswith(f"{out}: kept ")
+    assert main([str(selection), "combined"]) == UsageError.EXIT_CODE
+    assert "usage: python -m madvae.selection" in capsys.readouterr().err
+    assert main([str(selection), "vanilla", str(out)]) == MadvaeError.EXIT_CODE
+    assert capsys.readouterr().err.startswith("madvae: error: ") and sha256_file(out)
+
+
 def _edit(path, change):
     payload = json.loads(path.read_text())
     change(payload)

@@ -152,5 +152,5 @@ rule install_vae:
     threads: job_threads("report")
     resources:
         **job_resources("report"),
-    script:
-        "../scripts/install_selected.py"
+    shell:
+        "madvae_python -m madvae.selection {input.selection:q} {wildcards.variant:q} {output.vae:q} > {log:q} 2>&1"
