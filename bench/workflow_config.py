@@ -4,7 +4,6 @@ and the names and grids of workflow/rules/common.smk computed by that file itsel
 are the workflow's jobs."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,11 +50,6 @@ def workflow_names(config: dict) -> SimpleNamespace:
     VAL_ATTACKS, overpowered_variants, ...) for this config; check_config() raises the workflow's own errors.
     The files are plain Python apart from report(), which only the figure helpers call."""
     namespace = {"config": config, "report": lambda path, **_: path, "__name__": "common_smk"}
-    path = os.environ.get("PATH")
-    try:
-        for path_of_file in [COMMON, *sorted(HELPERS.glob("*.smk"))]:  # the helpers are plain Python too
-            exec(compile(path_of_file.read_text(), str(path_of_file), "exec"), namespace)
-    finally:  # common.smk puts the Python's folder first on PATH for the rules; not wanted here
-        if path is not None:
-            os.environ["PATH"] = path
+    for path_of_file in [COMMON, *sorted(HELPERS.glob("*.smk"))]:  # the helpers are plain Python too
+        exec(compile(path_of_file.read_text(), str(path_of_file), "exec"), namespace)
     return SimpleNamespace(**namespace)

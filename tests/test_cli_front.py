@@ -76,3 +76,22 @@ def test_the_common_metavars():
         assert needle in text, needle
     assert "Usage: madvae train [OPTIONS] [SET.h5]..." in runner.invoke(app, ["train", "--help"], prog_name="madvae").output
     assert "Usage: madvae embed [OPTIONS] SET.h5" in runner.invoke(app, ["embed", "--help"], prog_name="madvae").output
+
+
+def _readme_section(heading: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readmes_command_line_section_matches_the_cli():
+    """Every verb of the front page, and only those, in the README's verb list; its exit-code table is
+    madvae.errors' codes plus 0 (done) and 1 (unforeseen)."""
+    from madvae.errors import Interrupted, MadvaeError, UsageError, WriteError
+
+    section = _readme_section("## The command line")
+    listed = re.findall(r"^madvae (\w+) ", section.split("```text", 1)[1].split("```", 1)[0], re.M)
+    front = runner.invoke(app, ["--help"], terminal_width=120).output
+    verbs = re.findall(r"^  (\w+)  ", front.split("Commands:", 1)[1], re.M)
+    assert sorted(listed) == sorted(verbs) == sorted(VERBS)
+    codes = {int(code) for code in re.findall(r"^\| *(\d+) \|", section, re.M)}
+    assert codes == {0, 1} | {kind.EXIT_CODE for kind in (MadvaeError, UsageError, WriteError, Interrupted)}

@@ -145,7 +145,7 @@ def test_the_image_definition_copies_what_pyprojects_build_needs():
               *{package.split(".")[0] for package in setuptools["packages"]}}
     assert needed <= copied, f"the image build lacks {needed - copied}"
     assert all((ROOT / name).exists() for name in copied)
-    # the jobs call `python` (rules/common.smk): the image's venv comes first on its PATH
+    # the jobs call `python` (rules/deployment.smk): the image's venv comes first on its PATH
     venv = re.search(r"python -m venv (\S+)", sections["post"]).group(1)
     assert f"{venv}/bin/pip install" in sections["post"]
     assert re.search(rf"export PATH={re.escape(venv)}/bin:\$PATH", sections["environment"])

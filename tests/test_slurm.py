@@ -267,3 +267,20 @@ def test_tiny_workflow_runs_through_slurm(tmp_path):
                 print(f"cluster/local/down.sh failed:\n{down.stdout}{down.stderr}", file=sys.stderr)
                 if sys.exc_info()[0] is None:
                     pytest.fail("cluster/local/down.sh failed; daemons may still run (see its output)")
+
+
+def test_the_cluster_pages_name_what_exists():
+    """cluster/README.md and the README's workflow section agree with the files: every path in the cluster page's
+    file list exists, every --profile they run is a profile folder, and the GPU rules the cluster page names are
+    the workflow profile's."""
+    cluster = (ROOT / "cluster" / "README.md").read_text()
+    workflow = (ROOT / "README.md").read_text().split("\n## The workflow", 1)[1].split("\n## ", 1)[0]
+    for path in re.findall(r"^(\S+/\S*)\s", cluster.split("```", 2)[1], re.M):
+        assert (ROOT / path.split(",")[0]).exists(), path
+    profiles = set(re.findall(r"--profile (\S+?)`?\s", cluster + workflow))
+    assert profiles and all((ROOT / name / "profile.yaml").is_file() for name in profiles), profiles
+    gpu_rules = set(_load(WORKFLOW_PROFILE)["set-resources"])
+    step = cluster.split("to `gen_train`", 1)[1].split("Snakemake loads it", 1)[0]
+    named = {"gen_train", *re.findall(r"`(\w+)`", step)}
+    assert "every `attack_*` rule" in " ".join(cluster.split())
+    assert named | {rule for rule in gpu_rules if rule.startswith("attack_")} == gpu_rules
