@@ -78,9 +78,10 @@ def test_the_common_metavars():
     assert "Usage: madvae embed [OPTIONS] SET.h5" in runner.invoke(app, ["embed", "--help"], prog_name="madvae").output
 
 
-def _readme_section(heading: str) -> str:
+def readme_section(heading: str) -> str:
+    """The README's text from the heading that starts with ``heading`` to the next level-2 heading."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    return text.split(f"\n{heading}", 1)[1].split("\n## ", 1)[0]
 
 
 def test_the_readmes_command_line_section_matches_the_cli():
@@ -88,7 +89,7 @@ def test_the_readmes_command_line_section_matches_the_cli():
     madvae.errors' codes plus 0 (done) and 1 (unforeseen)."""
     from madvae.errors import Interrupted, MadvaeError, UsageError, WriteError
 
-    section = _readme_section("## The command line")
+    section = readme_section("## The command line")
     listed = re.findall(r"^madvae (\w+) ", section.split("```text", 1)[1].split("```", 1)[0], re.M)
     front = runner.invoke(app, ["--help"], terminal_width=120).output
     verbs = re.findall(r"^  (\w+)  ", front.split("Commands:", 1)[1], re.M)

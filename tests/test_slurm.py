@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from test_cli_front import readme_section
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_PROFILE = ROOT / "profiles" / "slurm" / "profile.yaml"
 LOCAL_PROFILE = ROOT / "cluster" / "local" / "profile" / "profile.yaml"
@@ -274,7 +276,7 @@ def test_the_cluster_pages_name_what_exists():
     file list exists, every --profile they run is a profile folder, and the GPU rules the cluster page names are
     the workflow profile's."""
     cluster = (ROOT / "cluster" / "README.md").read_text()
-    workflow = (ROOT / "README.md").read_text().split("\n## The workflow", 1)[1].split("\n## ", 1)[0]
+    workflow = readme_section("## The workflow")
     for path in re.findall(r"^(\S+/\S*)\s", cluster.split("```", 2)[1], re.M):
         assert (ROOT / path.split(",")[0]).exists(), path
     profiles = set(re.findall(r"--profile (\S+?)`?\s", cluster + workflow))
